@@ -1,0 +1,63 @@
+# The appliance's two front doors: `make run` and `make test` (see README.md).
+# Both work on a fresh Debian bookworm machine as root (or with sudo): they install the
+# system packages they need, make .venv from the system Python and install the package.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_DIR ?= $(CURDIR)/data
+CONFIG ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+
+# What the appliance needs to build and run.
+RUN_PACKAGES := python3 python3-venv python3-dev gcc pkg-config librrd-dev rrdtool rrdcached \
+	libvirt-dev lm-sensors
+# What the tests need besides: real agents, a real hypervisor, a real browser, lint tools.
+TEST_PACKAGES := snmpd snmp libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu \
+	qemu-system-x86 qemu-utils chromium fonts-dejavu-core packer mmdebstrap
+
+.PHONY: run test lint bench deps-run deps-test venv image image-test clean
+
+run: deps-run venv
+	$(VENV)/bin/appliance run --data-dir $(DATA_DIR) $(if $(CONFIG),--config $(CONFIG))
+
+test: deps-test venv
+	$(VENV)/bin/ruff check appliance tests benchmarks
+	$(VENV)/bin/pytest -q -ra
+
+lint: venv
+	$(VENV)/bin/ruff check appliance tests benchmarks
+
+bench: deps-test venv
+	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+deps-run: .stamps/apt-run
+deps-test: .stamps/apt-run .stamps/apt-test
+
+.stamps/apt-run:
+	$(APT_GET) update -q
+	$(APT_GET) install -y -q --no-install-recommends $(RUN_PACKAGES)
+	mkdir -p .stamps && touch $@
+
+.stamps/apt-test:
+	$(APT_GET) update -q
+	$(APT_GET) install -y -q --no-install-recommends $(TEST_PACKAGES)
+	mkdir -p .stamps && touch $@
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(PY) ] || /usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+image: deps-test venv
+	packer/build-image.sh
+
+image-test:
+	packer/test-image.sh
+
+clean:
+	rm -rf $(VENV) .stamps build dist *.egg-info

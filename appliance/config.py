@@ -1,0 +1,320 @@
+"""One YAML file -> validated, typed settings.
+
+Every key has a default, so an empty file (or none) is a working config. Unknown keys are
+errors: a typo must not silently fall back to a default. Secrets are ``SecretStr`` so that
+printing the config (``appliance check-config``) or logging it never shows them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+CONFIG_VERSION = 1
+DEFAULT_DATA_DIR = Path("/var/lib/appliance")
+
+Interval = Annotated[float, Field(gt=0, le=86400)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; ``str()`` names the file, the key and the problem."""
+
+    def __init__(self, path: str, problems: list[tuple[str, str]]):
+        self.path = path
+        self.problems = problems
+        super().__init__(
+            "\n".join(f"{path}: {key}: {msg}" if key else f"{path}: {msg}" for key, msg in problems)
+        )
+
+
+# --- API ------------------------------------------------------------------------------------
+
+
+class Token(_Section):
+    name: str = Field(min_length=1, max_length=64)
+    token: SecretStr
+    role: Literal["admin", "reader"] = "reader"
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters")
+        return v
+
+
+class ApiSettings(_Section):
+    listen: str = "127.0.0.1:8041"
+    workers: int = Field(2, ge=1, le=64)
+    tokens: list[Token] = []
+    open_read: bool = False
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    secret_key: SecretStr | None = None  # signs status-page sessions; generated if unset
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str) -> str:
+        host, sep, port = v.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8041")
+        return v
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+# --- Storage --------------------------------------------------------------------------------
+
+
+class ArchivePolicyItem(_Section):
+    """One resolution of an archive policy: ``granularity`` seconds kept for ``timespan``."""
+
+    granularity: int = Field(gt=0)
+    timespan: int | None = Field(None, gt=0)
+    points: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _span_or_points(self) -> ArchivePolicyItem:
+        if (self.timespan is None) == (self.points is None):
+            raise ValueError("give exactly one of timespan or points")
+        if self.timespan is not None and self.timespan % self.granularity:
+            raise ValueError("timespan must be a multiple of granularity")
+        return self
+
+
+class ArchivePolicySettings(_Section):
+    definition: list[ArchivePolicyItem] = Field(min_length=1)
+    aggregation_methods: list[Literal["mean", "min", "max", "last"]] = ["mean", "min", "max"]
+    back_window: int = Field(0, ge=0)
+
+
+class ArchivePolicyRuleSettings(_Section):
+    pattern: str = Field(min_length=1)
+    policy: str
+    name: str | None = None
+
+
+class StorageSettings(_Section):
+    # rrdcached -w: how long values may wait in its cache before it writes the file. The
+    # journal makes them durable at once; reads flush the metric, so this only trades I/O.
+    write_delay: int = Field(300, ge=1)
+    write_jitter: int = Field(60, ge=0)
+    batch_size: int = Field(5000, ge=1)
+
+
+# --- Pollsters ------------------------------------------------------------------------------
+
+
+class HostSettings(_Section):
+    enabled: bool = True
+    interval: Interval = 60
+    include_filesystems: list[str] = []  # mountpoint globs; empty: every real filesystem
+    exclude_nics: list[str] = ["lo"]
+
+
+class SensorsSettings(_Section):
+    enabled: bool = True
+    interval: Interval = 60
+    hwmon_root: Path = Path("/sys/class/hwmon")
+    thermal_root: Path = Path("/sys/class/thermal")
+    include_chips: list[str] = []  # chip-name globs; empty: all
+    exclude_chips: list[str] = []
+    lm_sensors: bool = True  # use `sensors -j` for chips it knows, when installed
+    chip_timeout: float = Field(2.0, gt=0)
+
+
+class LibvirtSettings(_Section):
+    enabled: bool = True
+    interval: Interval = 60
+    uri: str = "qemu:///system"
+    domain_timeout: float = Field(5.0, gt=0)
+    lifecycle_events: bool = True
+
+
+class SnmpTarget(_Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    host: str
+    port: int = Field(161, gt=0, lt=65536)
+    version: Literal["2c", "3"] = "2c"
+    community: SecretStr = SecretStr("public")
+    user: str | None = None
+    auth_protocol: Literal["none", "MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"] = "none"
+    auth_key: SecretStr | None = None
+    priv_protocol: Literal["none", "DES", "AES", "AES128", "AES192", "AES256"] = "none"
+    priv_key: SecretStr | None = None
+    context: str = ""
+    groups: list[str] = []  # definition groups; empty: every group that matches the device
+    interval: Interval | None = None  # default: pollsters.snmp.interval
+    timeout: float = Field(2.0, gt=0)
+    retries: int = Field(1, ge=0, le=10)
+    max_repetitions: int = Field(25, ge=1, le=255)
+
+    @model_validator(mode="after")
+    def _v3_needs_user(self) -> SnmpTarget:
+        if self.version == "3":
+            if not self.user:
+                raise ValueError("version 3 needs a user")
+            if self.auth_protocol != "none" and not self.auth_key:
+                raise ValueError("auth_protocol is set but auth_key is missing")
+            if self.priv_protocol != "none" and self.auth_protocol == "none":
+                raise ValueError("priv_protocol needs an auth_protocol too")
+            if self.priv_protocol != "none" and not self.priv_key:
+                raise ValueError("priv_protocol is set but priv_key is missing")
+        return self
+
+
+class SnmpSettings(_Section):
+    enabled: bool = True
+    interval: Interval = 60
+    concurrency: int = Field(16, ge=1, le=1024)
+    definitions_dir: Path | None = None  # more meter definitions, besides the shipped ones
+    targets: list[SnmpTarget] = []
+
+    @field_validator("targets")
+    @classmethod
+    def _unique_names(cls, v: list[SnmpTarget]) -> list[SnmpTarget]:
+        names = [t.name for t in v]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValueError(f"target names must be unique, repeated: {', '.join(sorted(dup))}")
+        return v
+
+
+class PollsterSettings(_Section):
+    host: HostSettings = HostSettings()
+    sensors: SensorsSettings = SensorsSettings()
+    libvirt: LibvirtSettings = LibvirtSettings()
+    snmp: SnmpSettings = SnmpSettings()
+
+
+class AlarmSettings(_Section):
+    enabled: bool = True
+    evaluation_interval: Interval = Field(60, ge=1)
+    webhook_timeout: float = Field(5.0, gt=0)
+    webhook_retries: int = Field(3, ge=0, le=10)
+
+
+# --- The whole file -------------------------------------------------------------------------
+
+
+class Settings(_Section):
+    version: Literal[1] = CONFIG_VERSION
+    data_dir: Path = DEFAULT_DATA_DIR
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api: ApiSettings = ApiSettings()
+    storage: StorageSettings = StorageSettings()
+    archive_policies: dict[str, ArchivePolicySettings] = {}
+    archive_policy_rules: list[ArchivePolicyRuleSettings] = [
+        ArchivePolicyRuleSettings(pattern="*", policy="medium", name="default")
+    ]
+    pollsters: PollsterSettings = PollsterSettings()
+    alarms: AlarmSettings = AlarmSettings()
+
+    @model_validator(mode="after")
+    def _rules_name_known_policies(self) -> Settings:
+        from appliance.storage.policy import BUILTIN_POLICIES
+
+        known = set(BUILTIN_POLICIES) | set(self.archive_policies)
+        for rule in self.archive_policy_rules:
+            if rule.policy not in known:
+                raise ValueError(
+                    f"archive_policy_rules: pattern {rule.pattern!r} names unknown policy "
+                    f"{rule.policy!r} (known: {', '.join(sorted(known))})"
+                )
+        return self
+
+    # Paths under the data dir: everything the appliance writes lives there.
+    @property
+    def index_path(self) -> Path:
+        return self.data_dir / "index.sqlite"
+
+    @property
+    def rrd_dir(self) -> Path:
+        return self.data_dir / "rrd"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "log"
+
+    @property
+    def rrdcached_socket(self) -> Path:
+        return self.run_dir / "rrdcached.sock"
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def parse(data: Any, source: str = "<config>", data_dir: Path | None = None) -> Settings:
+    """Validate a parsed YAML document; raise :class:`ConfigError` naming every bad key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("", "the top level must be a mapping of keys")])
+    if data_dir is not None:
+        data = {**data, "data_dir": str(data_dir)}
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if p not in ("function-after",))
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append((_key_path(loc), msg))
+        raise ConfigError(source, problems) from None
+
+
+def load(path: str | Path | None, data_dir: Path | None = None) -> Settings:
+    """Read and validate a config file (``None``: the embedded defaults)."""
+    if path is None:
+        return parse({}, "<defaults>", data_dir)
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [("", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [("", f"invalid YAML: {where}{problem}")]) from None
+    return parse(data, str(path), data_dir)
+
+
+def effective(settings: Settings) -> dict[str, Any]:
+    """The config as a plain mapping with every secret masked, for printing."""
+    return settings.model_dump(mode="json")
+
+
+def matches_any(name: str, patterns: list[str]) -> bool:
+    """Shell-glob match used by include/exclude filters in several sections."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+

@@ -1,0 +1,1 @@
+"""Measures: RRD files (one per metric) written through rrdcached."""
