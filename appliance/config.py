@@ -141,6 +141,7 @@ class SensorsSettings(_Section):
     include_chips: list[str] = []  # chip-name globs; empty: all
     exclude_chips: list[str] = []
     lm_sensors: bool = True  # use `sensors -j` for chips it knows, when installed
+    lm_sensors_command: list[str] = Field(["sensors", "-j"], min_length=1)
     chip_timeout: float = Field(2.0, gt=0)
 
 
@@ -150,6 +151,7 @@ class LibvirtSettings(_Section):
     uri: str = "qemu:///system"
     domain_timeout: float = Field(5.0, gt=0)
     lifecycle_events: bool = True
+    workers: int = Field(4, ge=1, le=64)  # threads for per-domain reads (fallback path)
 
 
 class SnmpTarget(_Section):

@@ -95,3 +95,17 @@ class PollResult:
         self.samples.extend(other.samples)
         self.resources.extend(other.resources)
         self.reports.extend(other.reports)
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A series of one meter of one resource (or a free-standing pushed metric)."""
+
+    id: str
+    name: str | None
+    unit: str | None
+    kind: Kind
+    resource_id: str | None
+    archive_policy_name: str
+    created_at: float
+    creator: str = "appliance"

@@ -1,0 +1,124 @@
+"""The index's schema as a list of forward migrations.
+
+``meta.schema_version`` says how many have run; opening an index runs the missing ones in
+one transaction each. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: resources, their attribute history, metrics, policies, tokens, source health.
+    """
+    CREATE TABLE resource_types (
+        name TEXT PRIMARY KEY,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT 'active'
+    );
+    CREATE TABLE resources (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL REFERENCES resource_types(name),
+        original_resource_id TEXT NOT NULL,
+        attributes TEXT NOT NULL DEFAULT '{}',
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        revision_start REAL NOT NULL,
+        creator TEXT NOT NULL DEFAULT 'appliance',
+        project_id TEXT,
+        user_id TEXT
+    );
+    CREATE INDEX resources_type ON resources(type, id);
+    CREATE TABLE resource_history (
+        resource_id TEXT NOT NULL REFERENCES resources(id) ON DELETE CASCADE,
+        attributes TEXT NOT NULL,
+        ended_at REAL,
+        revision_start REAL NOT NULL,
+        revision_end REAL NOT NULL
+    );
+    CREATE INDEX resource_history_resource ON resource_history(resource_id, revision_start);
+    CREATE TABLE archive_policies (
+        name TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        aggregation_methods TEXT NOT NULL,
+        back_window INTEGER NOT NULL DEFAULT 0,
+        builtin INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE archive_policy_rules (
+        name TEXT PRIMARY KEY,
+        metric_pattern TEXT NOT NULL,
+        archive_policy_name TEXT NOT NULL REFERENCES archive_policies(name)
+    );
+    CREATE TABLE metrics (
+        id TEXT PRIMARY KEY,
+        name TEXT,
+        unit TEXT,
+        kind TEXT NOT NULL DEFAULT 'gauge',
+        resource_id TEXT REFERENCES resources(id) ON DELETE CASCADE,
+        archive_policy_name TEXT NOT NULL REFERENCES archive_policies(name),
+        created_at REAL NOT NULL,
+        creator TEXT NOT NULL DEFAULT 'appliance'
+    );
+    CREATE UNIQUE INDEX metrics_resource_name ON metrics(resource_id, name)
+        WHERE resource_id IS NOT NULL;
+    CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE source_status (
+        source TEXT NOT NULL,
+        target TEXT NOT NULL,
+        last_attempt REAL NOT NULL,
+        last_success REAL,
+        duration REAL NOT NULL,
+        samples INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        polls INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        detail TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (source, target)
+    );
+    CREATE TABLE counters (
+        name TEXT PRIMARY KEY,
+        value INTEGER NOT NULL DEFAULT 0
+    );
+    """,
+]
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Run the migrations this file has not seen yet; return the resulting version.
+
+    ``BEGIN IMMEDIATE`` makes concurrent openers (API workers, pollsters starting together)
+    wait for each other instead of running a migration twice.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = current_version(conn)
+        if version > len(MIGRATIONS):
+            raise RuntimeError(
+                f"index schema version {version} is newer than this appliance knows "
+                f"({len(MIGRATIONS)}): refusing to downgrade"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in script.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(number),),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)

@@ -1,0 +1,253 @@
+"""Measures in RRD files: one file per metric, written through rrdcached, read after a flush.
+
+The file's path comes from the metric's UUID only. A file is created at a metric's first
+write, one step before its oldest measure, so a new metric accepts history. RRD accepts only
+increasing timestamps per file: a measure not newer than the last one is rejected, counted
+and reported, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rrdtool
+
+from appliance.model import Kind, Metric
+from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.storage.rrdcached import RrdcachedClient
+from appliance.storage.wal import WriteAheadLog
+
+# rrdcached resets the connection on a command line longer than its 4 KiB buffer.
+MAX_LINE = 3800
+_STALE = re.compile(r"illegal attempt to update using time ([\d.]+) when last update time is ([\d.]+)")
+DS_NAME = "v"
+
+
+@dataclass(slots=True)
+class Rejected:
+    metric_id: str
+    timestamp: float
+    reason: str
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    accepted: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    created: int = 0
+
+
+def heartbeat(policy: ArchivePolicy) -> int:
+    """How long a value stays valid without a new one: long enough for a 5-minute poll."""
+    return max(600, 3 * policy.step)
+
+
+class Measures:
+    """The RRD side of the store."""
+
+    def __init__(self, rrd_dir: Path, client: RrdcachedClient, wal: WriteAheadLog | None):
+        self.rrd_dir = rrd_dir
+        self.client = client
+        self.wal = wal
+        self._last: dict[str, float] = {}
+
+    @staticmethod
+    def relpath(metric_id: str) -> str:
+        """``ab/abcdef....rrd`` for a metric id; anything but a UUID is refused."""
+        canonical = str(uuid.UUID(metric_id))
+        return f"{canonical[:2]}/{canonical}.rrd"
+
+    def path(self, metric_id: str) -> Path:
+        return self.rrd_dir / self.relpath(metric_id)
+
+    def exists(self, metric_id: str) -> bool:
+        return self.path(metric_id).is_file()
+
+    def _create(self, metric: Metric, policy: ArchivePolicy, first_ts: float) -> bool:
+        path = self.path(metric.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
+        start = int(first_ts) - policy.step
+        try:
+            rrdtool.create(
+                str(path),
+                "--start", str(start),
+                "--step", str(policy.step),
+                "--no-overwrite",
+                f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U",
+                *policy.rras(),
+            )
+        except rrdtool.OperationalError:
+            if not path.is_file():
+                raise
+            return False  # another process created it first
+        self._last[metric.id] = float(start)
+        return True
+
+    def _last_update(self, metric_id: str) -> float:
+        last = self._last.get(metric_id)
+        if last is None:
+            last = self._last[metric_id] = float(rrdtool.last(str(self.path(metric_id))))
+        return last
+
+    def write(
+        self, items: Iterable[tuple[Metric, ArchivePolicy, Sequence[tuple[float, float]]]]
+    ) -> WriteOutcome:
+        """Write points of many metrics in one rrdcached batch."""
+        out = WriteOutcome()
+        pending: list[tuple[Metric, list[tuple[float, str]]]] = []
+        for metric, policy, points in items:
+            good = []
+            # DERIVE accepts integers only ("not a simple signed integer: '100.0'").
+            as_text = _int_text if metric.kind is Kind.CUMULATIVE else _float_text
+            for ts, value in points:
+                if math.isfinite(ts) and math.isfinite(value):
+                    good.append((round(ts, 3), as_text(value)))
+                else:
+                    out.rejected.append(Rejected(metric.id, ts, "not a finite number"))
+            if not good:
+                continue
+            good.sort()
+            if not self.exists(metric.id) and self._create(metric, policy, good[0][0]):
+                out.created += 1
+            last = self._last_update(metric.id)
+            fresh = []
+            for ts, value in good:
+                if ts <= last:
+                    out.rejected.append(
+                        Rejected(metric.id, ts, f"not newer than the last update ({last:.3f})")
+                    )
+                else:
+                    fresh.append((ts, value))
+                    last = ts
+            if fresh:
+                pending.append((metric, fresh))
+        for _attempt in range(3):
+            if not pending:
+                break
+            pending = self._send(pending, out)
+        for metric, points in pending:
+            out.rejected.extend(Rejected(metric.id, ts, "write conflict") for ts, _ in points)
+        return out
+
+    def _send(
+        self, pending: list[tuple[Metric, list[tuple[float, str]]]], out: WriteOutcome
+    ) -> list[tuple[Metric, list[tuple[float, str]]]]:
+        """One BATCH round; returns what must be retried after a concurrent writer's update."""
+        commands: list[str] = []
+        owners: list[tuple[Metric, list[tuple[float, str]]]] = []
+        for metric, points in pending:
+            rel = self.relpath(metric.id)
+            chunk: list[tuple[float, str]] = []
+            size = len(rel) + 8
+            for ts, value in points:
+                item = f"{ts:.3f}:{value}"
+                if size + len(item) + 1 > MAX_LINE and chunk:
+                    commands.append(_update_line(rel, chunk))
+                    owners.append((metric, chunk))
+                    chunk, size = [], len(rel) + 8
+                chunk.append((ts, value))
+                size += len(item) + 1
+            commands.append(_update_line(rel, chunk))
+            owners.append((metric, chunk))
+        if self.wal is not None:
+            self.wal.append([c.removeprefix("UPDATE ") for c in commands])
+        errors = self.client.batch(commands)
+        retry: list[tuple[Metric, list[tuple[float, str]]]] = []
+        for i, (metric, chunk) in enumerate(owners):
+            error = errors.get(i)
+            if error is None:
+                out.accepted += len(chunk)
+                self._last[metric.id] = chunk[-1][0]
+                continue
+            match = _STALE.search(error)
+            if not match:
+                self._last.pop(metric.id, None)
+                out.rejected.extend(Rejected(metric.id, ts, error) for ts, _ in chunk)
+                continue
+            # rrdcached queued the values before the refused one and stopped there.
+            bad_ts, last = float(match.group(1)), float(match.group(2))
+            later = []
+            for ts, value in chunk:
+                if ts < bad_ts:
+                    out.accepted += 1
+                elif ts <= last:
+                    out.rejected.append(
+                        Rejected(metric.id, ts, f"not newer than the last update ({last:.3f})")
+                    )
+                else:
+                    later.append((ts, value))
+            self._last[metric.id] = last
+            if later:
+                retry.append((metric, later))
+        return retry
+
+    def flush(self, metric_id: str) -> None:
+        self.client.flush(self.relpath(metric_id))
+
+    def fetch(
+        self,
+        metric: Metric,
+        policy: ArchivePolicy,
+        aggregation: str,
+        granularity: int,
+        start: float | None,
+        stop: float | None,
+        flush: bool = True,
+    ) -> list[tuple[int, float]]:
+        """Known points ``(bucket start, value)`` of one aggregation at one granularity.
+
+        For a cumulative metric the values are rates per second (RRD DERIVE).
+        """
+        path = self.path(metric.id)
+        if not path.is_file():
+            return []
+        if flush:
+            self.flush(metric.id)
+        points = next(i.points for i in policy.definition if i.granularity == granularity)
+        last = rrdtool.last(str(path))
+        end = last if stop is None else min(stop, last + granularity)
+        earliest = (last // granularity) * granularity - (points - 1) * granularity
+        begin = earliest if start is None else max(start, earliest)
+        begin = int(begin // granularity) * granularity - granularity
+        end = int(math.ceil(end / granularity)) * granularity
+        if end <= begin:
+            return []
+        (f_start, _f_end, step), _names, rows = rrdtool.fetch(
+            str(path), CF_FOR_AGGREGATION[aggregation],
+            "-r", str(granularity), "-s", str(begin), "-e", str(end),
+        )
+        if step != granularity:
+            return []
+        lo = start if start is not None else -math.inf
+        hi = stop if stop is not None else math.inf
+        out = []
+        for i, (value,) in enumerate(rows):
+            if value is None:
+                continue
+            ts = f_start + i * step
+            if ts + step > lo and ts < hi:
+                out.append((ts, value))
+        return out
+
+    def delete(self, metric_id: str) -> None:
+        self._last.pop(metric_id, None)
+        self.client.command(f"FORGET {self.relpath(metric_id)}")
+        self.path(metric_id).unlink(missing_ok=True)
+
+
+def _update_line(relpath: str, points: list[tuple[float, str]]) -> str:
+    return f"UPDATE {relpath} " + " ".join(f"{ts:.3f}:{v}" for ts, v in points)
+
+
+def _int_text(value: float) -> str:
+    return str(int(value))
+
+
+def _float_text(value: float) -> str:
+    return repr(float(value))

@@ -1,0 +1,119 @@
+"""A client for rrdcached's text protocol over its UNIX socket.
+
+librrd's own client (``--daemon`` on rrdtool calls) sends one command per call; this one
+sends whole batches (``BATCH`` ... ``.``) and reads a per-command error list, which is what
+makes the write path cost little more than rrdcached itself.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class RrdcachedError(OSError):
+    """rrdcached is unreachable or answered something this client does not understand."""
+
+
+class RrdcachedClient:
+    """One persistent connection to rrdcached, reconnected on failure, safe across threads."""
+
+    def __init__(self, socket_path: Path | str, timeout: float = 30.0):
+        self.socket_path = str(socket_path)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._file = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = self._file = None
+
+    def _connect(self):
+        if self._file is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.socket_path)
+            except OSError as exc:
+                sock.close()
+                raise RrdcachedError(f"cannot reach rrdcached at {self.socket_path}: {exc}") from exc
+            self._sock, self._file = sock, sock.makefile("rwb")
+        return self._file
+
+    def _readline(self, f) -> str:
+        line = f.readline()
+        if not line:
+            raise RrdcachedError("rrdcached closed the connection")
+        return line.decode("utf-8", "replace").rstrip("\n")
+
+    def _call(self, fn):
+        """Run ``fn(file)`` on the connection; on a broken connection reconnect once."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    return fn(self._connect())
+                except (OSError, RrdcachedError):
+                    self._disconnect()
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    def command(self, line: str) -> tuple[int, str, list[str]]:
+        """Send one command; return (status, message, extra lines)."""
+
+        def run(f):
+            f.write(line.encode() + b"\n")
+            f.flush()
+            head = self._readline(f)
+            status_text, _, message = head.partition(" ")
+            status = int(status_text)
+            extra = [self._readline(f) for _ in range(status)] if status > 0 else []
+            return status, message, extra
+
+        return self._call(run)
+
+    def batch(self, commands: Sequence[str]) -> dict[int, str]:
+        """Send commands in one BATCH; return ``{command index: error}`` for those that failed."""
+        if not commands:
+            return {}
+
+        def run(f):
+            f.write(b"BATCH\n")
+            f.flush()
+            head = self._readline(f)
+            if not head.startswith("0 "):
+                raise RrdcachedError(f"rrdcached refused BATCH: {head}")
+            f.write(("\n".join(commands) + "\n.\n").encode())
+            f.flush()
+            head = self._readline(f)
+            count = int(head.partition(" ")[0])
+            errors = {}
+            for _ in range(count):
+                num, _, msg = self._readline(f).partition(" ")
+                errors[int(num) - 1] = msg
+            return errors
+
+        return self._call(run)
+
+    def flush(self, relpath: str) -> None:
+        """Make rrdcached write a file's pending values now (reads see every acked write)."""
+        self.command(f"FLUSH {relpath}")
+
+    def stats(self) -> dict[str, int]:
+        _, _, lines = self.command("STATS")
+        out = {}
+        for line in lines:
+            key, _, value = line.partition(":")
+            if value.strip().lstrip("-").isdigit():
+                out[key.strip()] = int(value)
+        return out

@@ -1,0 +1,112 @@
+"""The store: the resource index and the measures behind one ``write``.
+
+``write`` is the one sink a poll's result goes to (more sinks, such as an external Gnocchi,
+would sit beside it behind the same call). It makes resources and metrics exist (cached, so
+a steady poll costs no SQL), then writes every point in one rrdcached batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from appliance.config import Settings
+from appliance.index import Index
+from appliance.model import Metric, PollResult
+from appliance.storage.measures import Measures, Rejected, WriteOutcome
+from appliance.storage.policy import make_policy
+from appliance.storage.rrdcached import RrdcachedClient
+from appliance.storage.wal import WriteAheadLog
+
+COUNTER_FLUSH_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What a write did: the caller learns of every rejected measure."""
+
+    accepted: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    resources_written: int = 0
+    metrics: dict[tuple[str, str], Metric] = field(default_factory=dict)
+
+
+def configured_policies(settings: Settings):
+    return {
+        name: make_policy(
+            name,
+            [(i.granularity, i.points or (i.timespan // i.granularity)) for i in p.definition],
+            p.aggregation_methods,
+            p.back_window,
+        )
+        for name, p in settings.archive_policies.items()
+    }
+
+
+class Store:
+    """Index + measures of one data dir, for one process."""
+
+    def __init__(self, settings: Settings, seed: bool = True):
+        self.settings = settings
+        for d in (settings.data_dir, settings.rrd_dir, settings.run_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.index = Index(settings.index_path)
+        if seed:
+            self.index.seed(
+                configured_policies(settings),
+                [
+                    (r.name or f"rule-{r.pattern}", r.pattern, r.policy)
+                    for r in settings.archive_policy_rules
+                ],
+            )
+        retention = settings.storage.write_delay + settings.storage.write_jitter + 120
+        self.client = RrdcachedClient(settings.rrdcached_socket)
+        self._counts: Counter[str] = Counter()
+        self._counted_at = time.monotonic()
+        self.measures = Measures(
+            settings.rrd_dir, self.client, WriteAheadLog(settings.data_dir / "wal", retention)
+        )
+
+    def close(self) -> None:
+        self.flush_counters()
+        self.client.close()
+        self.index.close()
+
+    def write(self, result: PollResult) -> WriteResult:
+        """Persist a poll: resources (with history), metrics, then measures."""
+        now = time.time()
+        resources = {s.resource.id: s.resource for s in result.samples}
+        resources.update((r.id, r) for r in result.resources)
+        written = self.index.ensure_resources(resources.values(), now)
+        points: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+        wanted = {}
+        for s in result.samples:
+            key = (s.resource.id, s.metric_name)
+            points[key].append((s.timestamp, s.value))
+            if key not in wanted:
+                wanted[key] = (s.resource.id, s.metric_name, s.unit, s.kind)
+        metrics = self.index.ensure_metrics(wanted.values())
+        outcome = self.write_measures((metrics[k], pts) for k, pts in points.items())
+        return WriteResult(outcome.accepted, outcome.rejected, written, metrics)
+
+    def write_measures(
+        self, items: Iterable[tuple[Metric, Sequence[tuple[float, float]]]]
+    ) -> WriteOutcome:
+        """Write points to known metrics (the API's measures endpoints come in here)."""
+        outcome = self.measures.write(
+            (m, self.index.policy(m.archive_policy_name), pts) for m, pts in items
+        )
+        self._counts["measures_accepted"] += outcome.accepted
+        self._counts["measures_rejected"] += len(outcome.rejected)
+        self._counts["write_batches"] += 1
+        if outcome.rejected or time.monotonic() - self._counted_at > COUNTER_FLUSH_SECONDS:
+            self.flush_counters()
+        return outcome
+
+    def flush_counters(self) -> None:
+        """Move this process's counts into the index (shared with the API and status page)."""
+        self.index.add_counters(self._counts)
+        self._counts.clear()
+        self._counted_at = time.monotonic()

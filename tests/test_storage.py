@@ -1,0 +1,114 @@
+"""The store against real RRD files and a real rrdcached."""
+
+from __future__ import annotations
+
+import rrdtool
+
+from appliance.model import Kind, PollResult, Resource, Sample
+from appliance.storage.policy import BUILTIN_POLICIES
+
+T0 = 1_700_000_040  # a multiple of 60
+
+
+def _host() -> Resource:
+    return Resource.from_key("host", "host://test", {"host_name": "test"})
+
+
+def _samples(res, name, kind, points, unit="B"):
+    return PollResult(samples=[Sample(res, name, unit, kind, v, ts) for ts, v in points])
+
+
+def test_archive_policy_layout_read_back_from_file(store):
+    res = _host()
+    store.write(_samples(res, "hardware.memory.used", Kind.GAUGE, [(T0 + 60, 1.0)]))
+    metric = store.index.metrics(name="hardware.memory.used")[0]
+    assert metric.archive_policy_name == "medium"
+    info = rrdtool.info(str(store.measures.path(metric.id)))
+    assert info["step"] == 60
+    assert info["ds[v].type"] == "GAUGE"
+    rras = {
+        (info[f"rra[{i}].cf"], info[f"rra[{i}].pdp_per_row"], info[f"rra[{i}].rows"])
+        for i in range(6)
+    }
+    assert rras == {
+        (cf, steps, rows)
+        for cf in ("AVERAGE", "MIN", "MAX")
+        for steps, rows in ((1, 7 * 1440), (60, 365 * 24))
+    }
+    assert f"rra[{6}].cf" not in info
+
+
+def test_written_measures_are_readable_at_once_with_each_aggregation(store):
+    res = _host()
+    points = [(T0 + 60 * i, float(v)) for i, v in enumerate([10, 20, 30, 40], start=1)]
+    result = store.write(_samples(res, "hardware.memory.used", Kind.GAUGE, points))
+    assert result.accepted == 4 and result.rejected == []
+    metric = store.index.metrics(name="hardware.memory.used")[0]
+    policy = BUILTIN_POLICIES["medium"]
+    got = store.measures.fetch(metric, policy, "mean", 60, T0, T0 + 300)
+    assert got == [(T0 + 60 * i, float(v)) for i, v in enumerate([10, 20, 30, 40], start=0)]
+    hourly = store.measures.fetch(metric, policy, "max", 3600, None, None)
+    assert hourly == []  # an hour bucket is not known until half of it is
+
+
+def test_stale_and_duplicate_timestamps_are_rejected_and_reported(store):
+    res = _host()
+    store.write(_samples(res, "m", Kind.GAUGE, [(T0 + 120, 1.0), (T0 + 180, 2.0)]))
+    result = store.write(
+        _samples(res, "m", Kind.GAUGE, [(T0 + 60, 5.0), (T0 + 180, 6.0), (T0 + 240, 7.0)])
+    )
+    assert result.accepted == 1
+    assert sorted(r.timestamp for r in result.rejected) == [T0 + 60, T0 + 180]
+    assert all("not newer" in r.reason for r in result.rejected)
+    store.flush_counters()
+    assert store.index.counters()["measures_rejected"] == 2
+
+
+def test_new_metric_accepts_history_and_unsorted_batches(store):
+    res = _host()
+    points = [(T0 + 60 * i, float(i)) for i in (5, 1, 3, 2, 4)]
+    result = store.write(_samples(res, "m", Kind.GAUGE, points))
+    assert result.accepted == 5
+    metric = store.index.metrics(name="m")[0]
+    got = store.measures.fetch(metric, BUILTIN_POLICIES["medium"], "mean", 60, T0, T0 + 400)
+    assert [v for _, v in got] == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+def test_cumulative_counter_reset_gives_no_spike(store):
+    res = _host()
+    counter = [100, 700, 1300, 50, 650]  # reset to ~0 between the 3rd and 4th poll
+    points = [(T0 + 60 * i, float(v)) for i, v in enumerate(counter, start=1)]
+    store.write(_samples(res, "net.bytes", Kind.CUMULATIVE, points))
+    metric = store.index.metrics(name="net.bytes")[0]
+    assert rrdtool.info(str(store.measures.path(metric.id)))["ds[v].type"] == "DERIVE"
+    got = dict(store.measures.fetch(metric, BUILTIN_POLICIES["medium"], "max", 60, T0, T0 + 400))
+    assert max(got.values()) == 10.0  # 600 per 60 s, never a huge negative/positive jump
+    assert T0 + 180 not in got  # the reset interval is unknown, not a spike
+
+
+def test_attribute_change_writes_history_revision(store):
+    res = Resource.from_key("instance", "vm-1", {"state": "running"})
+    store.write(PollResult(resources=[res]))
+    store.write(PollResult(resources=[res]))  # unchanged: no revision
+    res2 = Resource(res.id, res.type, res.original_resource_id, {"state": "paused"})
+    store.write(PollResult(resources=[res2]))
+    history = store.index.history(res.id)
+    assert [h["attributes"] for h in history] == ['{"state": "running"}', '{"state": "paused"}']
+    assert history[0]["revision_end"] == history[1]["revision_start"]
+
+
+def test_kill_9_of_rrdcached_loses_no_acknowledged_measure(settings, rrdcached, store):
+    res = _host()
+    acked = []
+    for batch in range(20):
+        pts = [(T0 + 60 * (batch * 10 + i), float(batch * 10 + i)) for i in range(1, 11)]
+        result = store.write(_samples(res, "m", Kind.GAUGE, pts))
+        assert result.accepted == 10
+        acked.extend(pts)
+    rrdcached.kill(9)
+    rrdcached.start()
+    metric = store.index.metrics(name="m")[0]
+    got = store.measures.fetch(
+        metric, BUILTIN_POLICIES["medium"], "mean", 60, T0, acked[-1][0] + 1
+    )
+    assert [(ts + 60, v) for ts, v in got] == acked
