@@ -24,7 +24,9 @@ from appliance.storage.wal import WriteAheadLog
 
 # rrdcached resets the connection on a command line longer than its 4 KiB buffer.
 MAX_LINE = 3800
-_STALE = re.compile(r"illegal attempt to update using time ([\d.]+) when last update time is ([\d.]+)")
+_STALE = re.compile(
+    r"illegal attempt to update using time ([\d.]+) when last update time is ([\d.]+)"
+)
 DS_NAME = "v"
 
 

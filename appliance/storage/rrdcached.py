@@ -46,7 +46,9 @@ class RrdcachedClient:
                 sock.connect(self.socket_path)
             except OSError as exc:
                 sock.close()
-                raise RrdcachedError(f"cannot reach rrdcached at {self.socket_path}: {exc}") from exc
+                raise RrdcachedError(
+                    f"cannot reach rrdcached at {self.socket_path}: {exc}"
+                ) from exc
             self._sock, self._file = sock, sock.makefile("rwb")
         return self._file
 
