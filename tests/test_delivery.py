@@ -27,7 +27,11 @@ def tool_env() -> dict[str, str]:
 
 def run(*argv: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(a) for a in argv], cwd=cwd, env=tool_env(), capture_output=True, text=True,
+        [str(a) for a in argv],
+        cwd=cwd,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
         timeout=240,
     )
 
@@ -94,8 +98,13 @@ def test_packer_template_validates() -> None:
     # Only appliance.pkr.hcl: plugins.pkr.hcl holds the required_plugins block that
     # Debian's Packer 1.6.6 rejects and current Packer needs for `packer init`.
     result = run(
-        "packer", "validate", "-var", "base_image=packer/output/base.qcow2",
-        "-var", "accelerator=tcg", "packer/appliance.pkr.hcl",
+        "packer",
+        "validate",
+        "-var",
+        "base_image=packer/output/base.qcow2",
+        "-var",
+        "accelerator=tcg",
+        "packer/appliance.pkr.hcl",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     fmt = run("packer", "fmt", "-check", "-diff", "packer/")
@@ -110,9 +119,7 @@ def test_vagrantfile_is_valid_ruby() -> None:
     assert "Syntax OK" in result.stdout
 
 
-@pytest.mark.parametrize(
-    "path", sorted((REPO / "packer").rglob("*.sh")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", sorted((REPO / "packer").rglob("*.sh")), ids=lambda p: p.name)
 def test_build_scripts_parse(path: Path) -> None:
     shell = "bash" if path.read_text().startswith("#!/usr/bin/env bash") else "sh"
     result = run(shell, "-n", path)
