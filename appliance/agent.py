@@ -1,0 +1,138 @@
+"""The scheduler: poll one source kind on its interval and hand each result to the sinks.
+
+One agent runs per source kind, each in its own supervised process (a hung libvirt call or a
+dead SNMP device never stalls another source). Within the agent the poll runs in a worker
+thread with a deadline: an overrunning poll is reported and the next one is not started
+until it returns, so a stuck source cannot pile up threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from appliance.model import PollResult, TargetReport
+from appliance.pollsters.base import Pollster
+
+log = logging.getLogger(__name__)
+
+#: Where results go: the local store, and later other publishers.
+Sink = Callable[[PollResult], object]
+#: Fraction of the interval a poll may take before it is reported as overrunning.
+DEADLINE_FRACTION = 0.8
+#: Results kept for retry while the store is unreachable (rrdcached restarting).
+MAX_BACKLOG = 10
+
+
+def owned_targets(targets: Sequence[str]) -> list[str]:
+    """The targets this appliance polls this cycle: all of them on a single node.
+
+    The one place a hash ring (tooz) would partition targets across several appliances.
+    """
+    return list(targets)
+
+
+class Agent:
+    def __init__(
+        self,
+        pollster: Pollster,
+        sinks: Sequence[Sink],
+        interval: float,
+        jitter: float = 0.1,
+        record_health: Callable[[list[TargetReport]], None] | None = None,
+    ):
+        self.pollster = pollster
+        self.sinks = list(sinks)
+        self.interval = interval
+        self.jitter = jitter
+        self.record_health = record_health
+        self.stop_event = threading.Event()
+        self._events: queue.Queue[PollResult] = queue.Queue()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"poll-{pollster.source}")
+        self._running: Future[PollResult] | None = None
+        self._backlog: list[PollResult] = []
+
+    def poll_once(self) -> PollResult:
+        """One poll with the deadline applied; errors become reports, never exceptions."""
+        source = self.pollster.source
+        targets = owned_targets(self.pollster.targets())
+        budget = self.interval * DEADLINE_FRACTION
+        started = time.time()
+        if self._running is not None and not self._running.done():
+            return PollResult(reports=[self._overrun(started, "previous poll still running")])
+        deadline = time.monotonic() + budget
+        self._running = self._executor.submit(self.pollster.poll, targets, deadline)
+        try:
+            # A little grace past the deadline: the pollster itself should stop by then.
+            return self._running.result(timeout=budget + min(5.0, budget * 0.25))
+        except TimeoutError:
+            return PollResult(reports=[self._overrun(started, f"poll exceeded {budget:.1f}s")])
+        except Exception as exc:  # a pollster bug must not kill the agent
+            log.exception("poll of %s failed", source)
+            report = TargetReport(source, source, started, time.time() - started, error=repr(exc))
+            return PollResult(reports=[report])
+
+    def _overrun(self, started: float, why: str) -> TargetReport:
+        log.warning("source=%s poll_overrun reason=%s", self.pollster.source, why)
+        return TargetReport(self.pollster.source, "*", started, time.time() - started, error=why)
+
+    def deliver(self, result: PollResult) -> None:
+        """Write a result to every sink; keep it for a retry if a sink is unreachable."""
+        self._backlog.append(result)
+        while self._backlog:
+            pending = self._backlog[0]
+            try:
+                for sink in self.sinks:
+                    sink(pending)
+            except OSError as exc:
+                log.warning(
+                    "source=%s write_failed error=%s (will retry)", self.pollster.source, exc
+                )
+                del self._backlog[:-MAX_BACKLOG]
+                return
+            self._backlog.pop(0)
+        if self.record_health and result.reports:
+            self.record_health(result.reports)
+
+    def emit(self, result: PollResult) -> None:
+        """For pollsters that learn of changes between polls (called from any thread)."""
+        self._events.put(result)
+
+    def run(self) -> None:
+        """Poll on a fixed-rate schedule (no drift) after a random start offset, until stopped."""
+        self.pollster.start_events(self.emit)
+        next_at = time.monotonic() + random.uniform(0, self.interval * self.jitter)
+        try:
+            while not self.stop_event.is_set():
+                self._drain_events(until=next_at)
+                if self.stop_event.is_set():
+                    break
+                result = self.poll_once()
+                self.deliver(result)
+                for r in result.reports:
+                    log.info(
+                        "source=%s target=%s duration=%.3f samples=%d error=%s",
+                        r.source, r.target, r.duration, r.samples, r.error,
+                    )
+                next_at += self.interval
+                if next_at < time.monotonic():  # fell behind: skip, don't burst
+                    next_at = time.monotonic() + self.interval
+        finally:
+            self.pollster.close()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _drain_events(self, until: float) -> None:
+        while not self.stop_event.is_set():
+            timeout = until - time.monotonic()
+            if timeout <= 0:
+                return
+            try:
+                event = self._events.get(timeout=min(timeout, 1.0))
+            except queue.Empty:
+                continue
+            self.deliver(event)

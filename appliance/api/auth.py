@@ -1,0 +1,74 @@
+"""Who is asking: ``Authorization: Bearer <token>`` or HTTP Basic with the token as user name.
+
+gnocchiclient's default ``gnocchi-basic`` plugin sends ``basic base64(<user>:)``, so
+``gnocchi --user <token>`` authenticates. Reading needs any valid token (or nothing when
+``api.open_read`` is on); writing needs the ``admin`` role.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from flask import Flask, current_app, g, request
+
+from appliance.api import get_store
+from appliance.api.errors import ApiError
+from appliance.tokens import Identity, Verifier
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+#: What this check guards; the status page keeps its own session login.
+API_PREFIXES = ("/v1/", "/metrics")
+#: API paths served without any token.
+PUBLIC_PATHS = {"/v1/openapi.json"}
+
+
+def presented_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and value.strip():
+        return value.strip()
+    if scheme == "basic" and value.strip():
+        try:
+            user, _, _password = base64.b64decode(value.strip()).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user or None
+    return None
+
+
+def identify() -> Identity | None:
+    token = presented_token()
+    if token is None:
+        return None
+    get_store()  # opens the store (and the verifier over its index) in this process
+    verifier: Verifier = current_app.extensions["appliance.verifier"]
+    return verifier.verify(token)
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _authenticate():
+        if not request.path.startswith(API_PREFIXES) or request.path in PUBLIC_PATHS:
+            return
+        g.identity = identify()
+        if request.method in SAFE_METHODS:
+            if g.identity is None and not app.config["OPEN_READ"]:
+                raise _unauthorized()
+            return
+        if g.identity is None:
+            raise _unauthorized()
+        if not g.identity.can_write:
+            raise ApiError(403, "This token's role (reader) may not change anything")
+
+    @app.after_request
+    def _challenge(response):
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="appliance"'
+        return response
+
+
+def _unauthorized() -> ApiError:
+    return ApiError(401, "Authentication required: send 'Authorization: Bearer <token>'")
+

@@ -1,0 +1,1 @@
+"""Gnocchi v1 API blueprints, one module per resource kind."""

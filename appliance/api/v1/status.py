@@ -1,0 +1,43 @@
+"""``/v1/status`` and ``/v1/capabilities``: Gnocchi's shapes plus the appliance's own health."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify
+
+from appliance.api import get_store
+from appliance.api.params import AGGREGATIONS
+
+bp = Blueprint("status", __name__)
+
+
+@bp.get("/status")
+def status():
+    store = get_store()
+    counts = store.index.counts()
+    return jsonify(
+        {
+            # No asynchronous backlog: a write is readable on return, so nothing is pending.
+            "storage": {"summary": {"metrics": 0, "measures": 0}},
+            "metricd": {"processors": []},
+            "appliance": {
+                "version": current_app.extensions["appliance.version"],
+                "uptime": time.time() - current_app.extensions["appliance.started"],
+                "resources": counts["resources"],
+                "metrics": counts["metrics"],
+                "counters": store.index.counters(),
+                "sources": store.index.source_status(),
+            },
+        }
+    )
+
+
+@bp.get("/capabilities")
+def capabilities():
+    return jsonify(
+        {
+            "aggregation_methods": list(AGGREGATIONS),
+            "dynamic_aggregation_methods": [],
+        }
+    )

@@ -1,0 +1,310 @@
+"""The ``appliance`` command: run | poll | check-config | token | rrdcached."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from appliance import config as config_mod
+from appliance.config import ConfigError, Settings
+
+log = logging.getLogger("appliance")
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    default=None, help="YAML config file (default: built-in defaults).",
+)
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where everything is written (overrides data_dir in the config).",
+)
+
+
+def load_settings(config_path: Path | None, data_dir: Path | None) -> Settings:
+    """Load the config or exit 2 with the file, the key and what is wrong."""
+    try:
+        settings = config_mod.load(config_path, data_dir.resolve() if data_dir else None)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    setup_logging(settings.log_level)
+    return settings
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.version_option(package_name="appliance")
+def main() -> None:
+    """Single-node telemetry appliance."""
+
+
+@main.command("check-config")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def check_config(file: Path) -> None:
+    """Validate FILE and print the effective config (secrets masked); exit 2 if invalid."""
+    try:
+        settings = config_mod.load(file)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    import yaml
+
+    click.echo(yaml.safe_dump(config_mod.effective(settings), sort_keys=False), nl=False)
+
+
+@main.command()
+@config_option
+@data_dir_option
+def run(config_path: Path | None, data_dir: Path | None) -> None:
+    """Run every process under supervisord in the foreground until SIGTERM or Ctrl-C."""
+    from appliance import supervise, tokens
+    from appliance.store import Store
+
+    if config_path is not None:
+        config_path = config_path.resolve()
+    settings = load_settings(config_path, data_dir)
+    for d in (settings.data_dir, settings.run_dir, settings.log_dir, settings.rrd_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    lock_fd = os.open(settings.run_dir / "appliance.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(lock_fd, 32, 0).decode(errors="replace").strip() or "?"
+        click.echo(
+            f"appliance: another appliance is already running on {settings.data_dir} "
+            f"(pid {holder}); stop it first",
+            err=True,
+        )
+        sys.exit(1)
+    os.ftruncate(lock_fd, 0)
+    os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)
+    if shutil.which("rrdcached") is None:
+        click.echo("appliance: rrdcached is not installed (apt-get install rrdcached)", err=True)
+        sys.exit(1)
+    store = Store(settings)  # creates the index, runs migrations, seeds policies
+    token = tokens.ensure_admin_token(settings, store.index)
+    store.close()
+    if token:
+        click.echo(
+            f"appliance: generated an admin token into {tokens.admin_token_path(settings)} "
+            f"(print it with: appliance token --data-dir {settings.data_dir})",
+            err=True,
+        )
+    conf = settings.run_dir / "supervisord.conf"
+    conf.write_text(supervise.render(settings, config_path))
+    click.echo(
+        f"appliance: API on http://{settings.api.listen}/ , data in {settings.data_dir}",
+        err=True,
+    )
+    # supervisord inherits the lock (same pid after exec) and holds it while it runs.
+    os.set_inheritable(lock_fd, True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(
+        sys.executable, [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)]
+    )
+
+
+@main.command()
+@config_option
+@data_dir_option
+@click.option("--source", required=True, type=click.Choice(["host", "sensors", "libvirt", "snmp"]))
+@click.option("--once", is_flag=True, help="Poll once, print what was collected, write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --once: print JSON.")
+@click.option("--target", "target_names", multiple=True, help="Only these targets (SNMP).")
+def poll(
+    config_path: Path | None,
+    data_dir: Path | None,
+    source: str,
+    once: bool,
+    as_json: bool,
+    target_names: tuple[str, ...],
+) -> None:
+    """Run the agent of one source kind (or, with --once, show one poll)."""
+    from appliance import pollsters
+    from appliance.agent import Agent
+
+    settings = load_settings(config_path, data_dir)
+    pollster = pollsters.build(source, settings)
+    interval = getattr(settings.pollsters, source).interval
+    if once:
+        targets = list(target_names) or list(pollster.targets())
+        unknown = set(targets) - set(pollster.targets())
+        if unknown:
+            click.echo(f"appliance: unknown target(s): {', '.join(sorted(unknown))}", err=True)
+            sys.exit(2)
+        try:
+            result = pollster.poll(targets, time.monotonic() + interval * 0.8)
+        finally:
+            pollster.close()
+        _print_poll(result, as_json)
+        sys.exit(0 if all(r.ok for r in result.reports) else 1)
+
+    from appliance.store import Store
+
+    store = Store(settings, seed=False)
+    agent = Agent(pollster, [store.write], interval, record_health=store.index.record_reports)
+
+    def _stop(signum, _frame):
+        agent.stop_event.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        agent.run()
+    except SystemExit:
+        pass
+    finally:
+        store.close()
+        logging.shutdown()
+        # A poll thread stuck in a source's call must not hold the process up.
+        os._exit(0)
+
+
+def _print_poll(result, as_json: bool) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "samples": [
+                        {
+                            "resource_id": s.resource.id,
+                            "resource_type": s.resource.type,
+                            "original_resource_id": s.resource.original_resource_id,
+                            "metric": s.metric_name,
+                            "unit": s.unit,
+                            "kind": s.kind.value,
+                            "value": s.value,
+                            "timestamp": s.timestamp,
+                            "attributes": s.resource.attributes,
+                        }
+                        for s in result.samples
+                    ],
+                    "resources": [
+                        {"id": r.id, "type": r.type, "ended_at": r.ended_at,
+                         "attributes": r.attributes}
+                        for r in result.resources
+                    ],
+                    "reports": [
+                        {"source": r.source, "target": r.target, "duration": r.duration,
+                         "samples": r.samples, "error": r.error, "detail": r.detail}
+                        for r in result.reports
+                    ],
+                },
+                indent=2,
+                default=str,
+            )
+        )
+        return
+    rows = [
+        (s.resource.type, s.resource.original_resource_id, s.metric_name, f"{s.value:g}", s.unit)
+        for s in result.samples
+    ]
+    headers = ("TYPE", "RESOURCE", "METRIC", "VALUE", "UNIT")
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    for row in [headers, *rows]:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for r in result.reports:
+        extra = " ".join(f"{k}={v}" for k, v in r.detail.items())
+        status = "ok" if r.ok else f"ERROR: {r.error}"
+        click.echo(
+            f"# {r.source}/{r.target}: {r.samples} samples in {r.duration * 1000:.1f} ms, "
+            f"{status} {extra}".rstrip()
+        )
+
+
+@main.group(invoke_without_command=True)
+@config_option
+@data_dir_option
+@click.pass_context
+def token(ctx: click.Context, config_path: Path | None, data_dir: Path | None) -> None:
+    """Print the generated admin token, or manage tokens (create | list | revoke)."""
+    from appliance import tokens
+
+    settings = load_settings(config_path, data_dir)
+    ctx.obj = settings
+    if ctx.invoked_subcommand is None:
+        path = tokens.admin_token_path(settings)
+        if not path.exists():
+            click.echo(f"appliance: no generated admin token in {settings.data_dir}", err=True)
+            sys.exit(1)
+        click.echo(path.read_text().strip())
+
+
+def _index(settings: Settings):
+    from appliance.store import Store
+
+    return Store(settings).index
+
+
+@token.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "reader"]), default="reader")
+@click.pass_obj
+def token_create(settings: Settings, name: str, role: str) -> None:
+    """Create a token NAME and print it (shown only this once)."""
+    from appliance import tokens
+    from appliance.index import Conflict
+
+    try:
+        click.echo(tokens.create(_index(settings), name, role))
+    except Conflict as exc:
+        click.echo(f"appliance: {exc}", err=True)
+        sys.exit(1)
+
+
+@token.command("list")
+@click.pass_obj
+def token_list(settings: Settings) -> None:
+    """List token names and roles (never the tokens)."""
+    from appliance import tokens
+
+    for t in tokens.listing(_index(settings)):
+        click.echo(f"{t['name']}\t{t['role']}")
+    for t in settings.api.tokens:
+        click.echo(f"{t.name}\t{t.role}\t(config)")
+
+
+@token.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def token_revoke(settings: Settings, name: str) -> None:
+    """Revoke token NAME (takes effect within seconds)."""
+    from appliance import tokens
+    from appliance.index import NotFound
+
+    try:
+        tokens.revoke(_index(settings), name)
+    except NotFound:
+        click.echo(f"appliance: no token named {name!r}", err=True)
+        sys.exit(1)
+
+
+@main.command(hidden=True)
+@config_option
+@data_dir_option
+def rrdcached(config_path: Path | None, data_dir: Path | None) -> None:
+    """Replay the write-ahead log, then exec rrdcached in the foreground (run by supervisord)."""
+    from appliance.storage.daemon import prepare, rrdcached_argv
+
+    settings = load_settings(config_path, data_dir)
+    prepare(settings)
+    argv = rrdcached_argv(settings)
+    os.execvp(argv[0], argv)

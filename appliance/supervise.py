@@ -1,0 +1,115 @@
+"""The supervisord config that ``appliance run`` renders into the data dir.
+
+One supervisor runs every process: rrdcached first, then the API and one agent per enabled
+source kind (and the alarm evaluator). Children log to supervisord's stdout, so under
+systemd everything lands in the journal and under ``make run`` in the terminal.
+"""
+
+from __future__ import annotations
+
+import configparser
+import io
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import Settings
+from appliance.pollsters import enabled_sources
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    argv: list[str]
+    priority: int
+    env: dict[str, str] | None = None
+    stopsignal: str = "TERM"
+
+
+def _appliance(*args: str) -> list[str]:
+    return [sys.executable, "-m", "appliance", *args]
+
+
+def programs(settings: Settings, config_path: Path | None) -> list[Program]:
+    """Every process the appliance runs for this config, in start order."""
+    common = ["--data-dir", str(settings.data_dir)]
+    if config_path is not None:
+        common += ["--config", str(config_path)]
+    env = {"APPLIANCE_DATA_DIR": str(settings.data_dir)}
+    if config_path is not None:
+        env["APPLIANCE_CONFIG"] = str(config_path)
+    out = [
+        Program("rrdcached", _appliance("rrdcached", *common), 10),
+        Program(
+            "api",
+            [
+                sys.executable, "-m", "gunicorn",
+                "--workers", str(settings.api.workers),
+                "--bind", settings.api.listen,
+                "--graceful-timeout", "5",
+                "--access-logfile", "-",
+                "--error-logfile", "-",
+                "appliance.api.wsgi:application",
+            ],
+            20,
+            env,
+        ),
+    ]
+    out += [
+        Program(f"poll-{source}", _appliance("poll", "--source", source, *common), 30)
+        for source in enabled_sources(settings)
+    ]
+    out += [p for extra in EXTRA_PROGRAMS for p in extra(settings, common)]
+    return out
+
+
+#: Further process kinds (the alarm evaluator) register a function here.
+EXTRA_PROGRAMS: list[Callable[[Settings, list[str]], list[Program]]] = []
+
+
+def render(settings: Settings, config_path: Path | None) -> str:
+    run, log = settings.run_dir, settings.log_dir
+    cp = configparser.RawConfigParser()
+    cp["supervisord"] = {
+        "nodaemon": "true",
+        "logfile": str(log / "supervisord.log"),
+        "logfile_maxbytes": "5MB",
+        "logfile_backups": "2",
+        "pidfile": str(run / "supervisord.pid"),
+        "childlogdir": str(log),
+        "directory": str(settings.data_dir),
+        "identifier": "appliance",
+    }
+    cp["unix_http_server"] = {"file": str(run / "supervisor.sock"), "chmod": "0700"}
+    cp["rpcinterface:supervisor"] = {
+        "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
+    }
+    cp["supervisorctl"] = {"serverurl": f"unix://{run / 'supervisor.sock'}"}
+    for prog in programs(settings, config_path):
+        section = {
+            "command": shlex.join(prog.argv),
+            "priority": str(prog.priority),
+            "autostart": "true",
+            "autorestart": "true",
+            "startsecs": "1",
+            "startretries": "1000",
+            "stopsignal": prog.stopsignal,
+            "stopwaitsecs": "8",
+            "stopasgroup": "true",
+            "killasgroup": "true",
+            "redirect_stderr": "true",
+            "stdout_logfile": "/dev/stdout",
+            "stdout_logfile_maxbytes": "0",
+        }
+        if prog.env:
+            section["environment"] = ",".join(f'{k}="{v}"' for k, v in prog.env.items())
+        cp[f"program:{prog.name}"] = section
+    buf = io.StringIO()
+    cp.write(buf)
+    return buf.getvalue()
+
+
+def socket_path(settings: Settings) -> Path:
+    return settings.run_dir / "supervisor.sock"

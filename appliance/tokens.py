@@ -1,0 +1,108 @@
+"""API tokens: only their SHA-256 is kept in the index; the config may name more.
+
+On first start with no token configured, one admin token is generated into
+``<data_dir>/admin-token`` (mode 0600) so that the operator can read it once with
+``appliance token``; the index holds only its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliance.config import Settings
+from appliance.index import Conflict, Index, NotFound
+
+ADMIN_TOKEN_FILE = "admin-token"
+REFRESH_SECONDS = 2.0
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def admin_token_path(settings: Settings) -> Path:
+    return settings.data_dir / ADMIN_TOKEN_FILE
+
+
+def create(index: Index, name: str, role: str) -> str:
+    """A new random token; returns it (the only time it is ever shown)."""
+    token = secrets.token_urlsafe(32)
+    with index.transaction() as conn:
+        if conn.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
+            raise Conflict(f"a token named {name!r} exists already")
+        conn.execute(
+            "INSERT INTO tokens(name, hash, role, created_at) VALUES (?, ?, ?, ?)",
+            (name, hash_token(token), role, time.time()),
+        )
+    return token
+
+
+def revoke(index: Index, name: str) -> None:
+    with index.transaction() as conn:
+        if not conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount:
+            raise NotFound(f"token {name!r}")
+
+
+def listing(index: Index) -> list[dict]:
+    return [
+        {"name": r["name"], "role": r["role"], "created_at": r["created_at"]}
+        for r in index.query("SELECT name, role, created_at FROM tokens ORDER BY name")
+    ]
+
+
+def ensure_admin_token(settings: Settings, index: Index) -> str | None:
+    """Generate the first admin token when the config names none; return it if generated."""
+    path = admin_token_path(settings)
+    if settings.api.tokens or path.exists():
+        return None
+    token = create(index, "admin", "admin")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    name: str
+    role: str
+
+    @property
+    def can_write(self) -> bool:
+        return self.role == "admin"
+
+
+class Verifier:
+    """Checks presented tokens against config tokens and the index (refreshed every 2 s)."""
+
+    def __init__(self, settings: Settings, index: Index):
+        self._static = {
+            hash_token(t.token.get_secret_value()): Identity(t.name, t.role)
+            for t in settings.api.tokens
+        }
+        self._index = index
+        self._known: dict[str, Identity] = dict(self._static)
+        self._loaded_at = -1e9
+
+    def _refresh(self) -> None:
+        if time.monotonic() - self._loaded_at < REFRESH_SECONDS:
+            return
+        rows = self._index.query("SELECT name, hash, role FROM tokens")
+        self._known = {**{r["hash"]: Identity(r["name"], r["role"]) for r in rows}, **self._static}
+        self._loaded_at = time.monotonic()
+
+    def verify(self, token: str) -> Identity | None:
+        self._refresh()
+        presented = hash_token(token)
+        found = None
+        for known, identity in self._known.items():
+            # Compare every candidate, in constant time each, whether or not one matched.
+            if hmac.compare_digest(presented, known):
+                found = identity
+        return found
