@@ -1,0 +1,234 @@
+"""Talking to one SNMP agent: GET of scalars and multi-column GETBULK table walks.
+
+This module knows the protocol (pysnmp 7, asyncio) and nothing about meters. It turns
+pysnmp's typed values into plain Python (:class:`Cell`), counts request PDUs, and adapts
+max-repetitions when an agent answers ``tooBig`` or stops answering large requests.
+
+Errors are raised as :class:`SnmpError` with a message that names the failure and never
+the community or the v3 keys (they can appear in nothing but the request itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from pyasn1.type import univ
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    SnmpEngine,
+    UdpTransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+)
+from pysnmp.hlapi.v3arch.asyncio import auth as usm
+from pysnmp.proto import errind, rfc1902
+
+from appliance.config import SnmpTarget
+from appliance.pollsters.snmp.converters import Raw
+from appliance.pollsters.snmp.definitions import Oid
+
+# A broken agent that never leaves a table must not keep us walking until the deadline.
+MAX_PDUS_PER_WALK = 10_000
+# Varbinds per GET request: a few dozen scalars fit every agent's message size.
+GET_CHUNK = 32
+
+_AUTH = {
+    "none": usm.USM_AUTH_NONE,
+    "MD5": usm.USM_AUTH_HMAC96_MD5,
+    "SHA": usm.USM_AUTH_HMAC96_SHA,
+    "SHA224": usm.USM_AUTH_HMAC128_SHA224,
+    "SHA256": usm.USM_AUTH_HMAC192_SHA256,
+    "SHA384": usm.USM_AUTH_HMAC256_SHA384,
+    "SHA512": usm.USM_AUTH_HMAC384_SHA512,
+}
+_PRIV = {
+    "none": usm.USM_PRIV_NONE,
+    "DES": usm.USM_PRIV_CBC56_DES,
+    "AES": usm.USM_PRIV_CFB128_AES,
+    "AES128": usm.USM_PRIV_CFB128_AES,
+    "AES192": usm.USM_PRIV_CFB192_AES,
+    "AES256": usm.USM_PRIV_CFB256_AES,
+}
+_COUNTER_BITS = {rfc1902.Counter32: 32, rfc1902.Counter64: 64}
+# Reasons pysnmp gives for a v3 request the agent rejected; said plainly.
+_V3_HINTS = {
+    errind.UnknownUserName: "unknown v3 user",
+    errind.WrongDigest: "wrong v3 auth key or protocol (digest mismatch)",
+    errind.DecryptionError: "wrong v3 priv key or protocol (decryption failed)",
+    errind.UnsupportedSecurityLevel: "the agent does not allow this v3 security level",
+    errind.NotInTimeWindow: "v3 message outside the agent's time window",
+}
+
+
+class Cell(NamedTuple):
+    """One value from the agent: plain Python, plus the counter width (0: not a counter)."""
+
+    value: Raw
+    counter_bits: int
+
+
+class SnmpError(Exception):
+    """A failed request, described without secrets."""
+
+
+class Timeout(SnmpError):
+    """No answer within the target's timeout and retries."""
+
+
+@dataclass
+class Stats:
+    """What a session did, for the target's health report."""
+
+    pdus: int = 0
+    backoffs: int = 0
+    answered: bool = field(default=False)
+
+
+def to_cell(value: Any) -> Cell | None:
+    """pysnmp value -> :class:`Cell`; ``None`` for noSuchObject/noSuchInstance/endOfMibView."""
+    bits = _COUNTER_BITS.get(type(value))
+    if bits is not None:
+        return Cell(int(value), bits)
+    if isinstance(value, univ.Integer):  # Integer32, Gauge32, TimeTicks, Unsigned32
+        return Cell(int(value), 0)
+    if isinstance(value, rfc1902.IpAddress):
+        return Cell(".".join(str(b) for b in value.asOctets()), 0)
+    if isinstance(value, univ.OctetString):  # also Opaque
+        return Cell(value.asOctets(), 0)
+    if isinstance(value, univ.ObjectIdentifier):
+        return Cell(".".join(str(p) for p in value), 0)
+    return None  # noSuchObject, noSuchInstance, endOfMibView
+
+
+def auth_data(target: SnmpTarget) -> CommunityData | UsmUserData:
+    """pysnmp credentials for a target (the secrets leave their ``SecretStr`` only here)."""
+    if target.version == "2c":
+        return CommunityData(target.community.get_secret_value(), mpModel=1)
+    return UsmUserData(
+        target.user,
+        authKey=target.auth_key.get_secret_value() if target.auth_key else None,
+        privKey=target.priv_key.get_secret_value() if target.priv_key else None,
+        authProtocol=_AUTH[target.auth_protocol],
+        privProtocol=_PRIV[target.priv_protocol],
+    )
+
+
+class Session:
+    """Requests to one target within one poll; ``max_repetitions`` may shrink on the way."""
+
+    def __init__(
+        self,
+        engine: SnmpEngine,
+        target: SnmpTarget,
+        transport: UdpTransportTarget,
+        auth: CommunityData | UsmUserData,
+        max_repetitions: int,
+    ):
+        self._engine = engine
+        self._target = target
+        self._transport = transport
+        self._auth = auth
+        self._context = ContextData(contextName=target.context)
+        self.max_repetitions = max_repetitions
+        self.stats = Stats()
+
+    async def get(self, oids: list[Oid]) -> dict[Oid, Cell]:
+        """GET scalars (instance OIDs); absent ones are missing from the result."""
+        out: dict[Oid, Cell] = {}
+        for start in range(0, len(oids), GET_CHUNK):
+            chunk = [
+                (".".join(map(str, o)), rfc1902.Null()) for o in oids[start : start + GET_CHUNK]
+            ]
+            for name, value in await self._request(get_cmd, *chunk):
+                cell = to_cell(value)
+                if cell is not None:
+                    out[tuple(name)] = cell
+        return out
+
+    async def walk(self, columns: list[Oid]) -> dict[Oid, dict[Oid, Cell]]:
+        """Walk several columns of one table together with GETBULK.
+
+        Returns ``{column: {row index: cell}}``. One request carries every column still in
+        the table, so a walk costs ceil(rows / max_repetitions) + 1 PDUs when the agent
+        fills its responses. A column leaves the request once the agent answers beyond it.
+        """
+        rows: dict[Oid, dict[Oid, Cell]] = {c: {} for c in columns}
+        cursor = dict.fromkeys(columns)  # column -> last OID read (None: not started)
+        pdus = 0
+        while cursor:
+            asked = list(cursor)
+            varbinds = await self._bulk([cursor[c] or c for c in asked])
+            pdus += 1
+            if not varbinds or pdus > MAX_PDUS_PER_WALK:
+                raise SnmpError(f"agent kept answering a walk of {asked[0]} (garbage?)")
+            done: set[Oid] = set()
+            width = len(asked)
+            for i, (name, value) in enumerate(varbinds):
+                column = asked[i % width]
+                if column in done:
+                    continue
+                oid = tuple(name)
+                cell = to_cell(value)
+                if cell is None or oid[: len(column)] != column:
+                    done.add(column)
+                    continue
+                last = cursor[column]
+                if last is not None and oid <= last:
+                    raise SnmpError(f"agent returned OIDs out of order in {_dotted(column)}")
+                rows[column][oid[len(column) :]] = cell
+                cursor[column] = oid
+            for column in done:
+                del cursor[column]
+        return rows
+
+    async def _bulk(self, start: list[Oid]) -> list[tuple[Any, Any]]:
+        """One GETBULK; on tooBig or a timeout after the agent has answered, halve
+        max-repetitions and retry (the pollster keeps the value that worked)."""
+        varbinds = [(".".join(map(str, o)), rfc1902.Null()) for o in start]
+        while True:
+            try:
+                return await self._request(bulk_cmd, 0, self.max_repetitions, *varbinds)
+            except (_TooBig, Timeout):
+                if self.max_repetitions == 1 or not self.stats.answered:
+                    raise
+                self.max_repetitions = max(1, self.max_repetitions // 2)
+                self.stats.backoffs += 1
+
+    async def _request(self, command: Any, *args: Any) -> list[tuple[Any, Any]]:
+        self.stats.pdus += 1
+        indication, status, index, varbinds = await command(
+            self._engine, self._auth, self._transport, self._context, *args, lookupMib=False
+        )
+        if indication:
+            raise _describe(indication, self._target)
+        if status:
+            if str(status) == "tooBig":
+                raise _TooBig("agent answered tooBig")
+            raise SnmpError(f"agent answered {status} at varbind {index}")
+        self.stats.answered = True
+        return [(vb[0], vb[1]) for vb in varbinds]
+
+
+class _TooBig(SnmpError):
+    """The response would not fit the agent's message size."""
+
+
+def _describe(indication: Any, target: SnmpTarget) -> SnmpError:
+    """A clear, secret-free error for a pysnmp error indication."""
+    if isinstance(indication, errind.RequestTimedOut):
+        who = "community" if target.version == "2c" else "v3 credentials"
+        return Timeout(
+            f"no response from {target.host}:{target.port} within {target.timeout:g}s "
+            f"x {target.retries + 1} tries (agent down, port closed, or wrong {who})"
+        )
+    for kind, hint in _V3_HINTS.items():
+        if isinstance(indication, kind):
+            return SnmpError(hint)
+    return SnmpError(f"SNMP error: {type(indication).__name__}")
+
+
+def _dotted(oid: Oid) -> str:
+    return ".".join(map(str, oid))

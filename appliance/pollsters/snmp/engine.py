@@ -1,0 +1,240 @@
+"""The SNMP pollster: every target read concurrently, each within its own deadline.
+
+Per target and poll: one GET for the scalars (sysObjectID and sysDescr pick the definition
+groups that apply), then one multi-column GETBULK walk per table the chosen groups read,
+shared by every meter of that table. A target that is down, slow or answers garbage is
+reported in its :class:`TargetReport` and delays nobody else: targets run as asyncio tasks
+under a concurrency bound, each cut off at the deadline.
+
+State kept between polls, per target: the max-repetitions that worked, the counter
+tracker (wraps, restarts) and the table rows seen last time (to end vanished ones).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
+
+from appliance.config import SnmpSettings, SnmpTarget
+from appliance.model import PollResult, Resource, TargetReport
+from appliance.pollsters.base import Pollster
+from appliance.pollsters.snmp.client import Session, SnmpError, auth_data
+from appliance.pollsters.snmp.converters import text
+from appliance.pollsters.snmp.counters import CounterTracker
+from appliance.pollsters.snmp.definitions import Group, Oid, candidates_for, select
+from appliance.pollsters.snmp.metering import DEVICE_TYPE, Reading, measure
+
+log = logging.getLogger(__name__)
+
+SOURCE = "snmp"
+SYS_DESCR: Oid = (1, 3, 6, 1, 2, 1, 1, 1, 0)
+SYS_OBJECT_ID: Oid = (1, 3, 6, 1, 2, 1, 1, 2, 0)
+SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+
+
+@dataclass
+class _TargetState:
+    """What one target's polls remember."""
+
+    max_repetitions: int
+    tracker: CounterTracker = field(default_factory=CounterTracker)
+    rows: dict[str, Resource] = field(default_factory=dict)  # table-row resources by id
+    transport: UdpTransportTarget | None = None
+
+
+class SnmpPollster(Pollster):
+    """Reads the configured SNMP targets with one asyncio loop and one SNMP engine."""
+
+    source = SOURCE
+
+    def __init__(self, settings: SnmpSettings, groups: dict[str, Group]):
+        self._settings = settings
+        self._groups = groups
+        self._targets = {t.name: t for t in settings.targets}
+        for target in settings.targets:
+            candidates_for(groups, target.groups)  # an unknown group name fails at start
+        self._state = {
+            t.name: _TargetState(max_repetitions=t.max_repetitions) for t in settings.targets
+        }
+        self._loop = asyncio.new_event_loop()
+        self._engines: dict[tuple[str, ...], SnmpEngine] = {}
+
+    def targets(self) -> Sequence[str]:
+        return list(self._targets)
+
+    def poll(self, targets: Sequence[str], deadline: float) -> PollResult:
+        return self._loop.run_until_complete(self._poll_all(targets, deadline))
+
+    def close(self) -> None:
+        if self._loop.is_closed():
+            return
+        for engine in self._engines.values():
+            engine.close_dispatcher()
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.close()
+
+    def _engine_for(self, target: SnmpTarget) -> SnmpEngine:
+        """One SNMP engine for every v2c target and one per distinct v3 credential set.
+
+        pysnmp keeps v3 users in its engine keyed by user name: two targets with the same
+        user name but other keys (or a wrong key) must not overwrite each other's entry.
+        The key tuple holds secrets and lives only in this dict.
+        """
+        key: tuple[str, ...] = ()
+        if target.version == "3":
+            key = (
+                target.user or "",
+                target.auth_protocol,
+                target.auth_key.get_secret_value() if target.auth_key else "",
+                target.priv_protocol,
+                target.priv_key.get_secret_value() if target.priv_key else "",
+            )
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = self._engines[key] = SnmpEngine()
+        return engine
+
+    async def _poll_all(self, targets: Sequence[str], deadline: float) -> PollResult:
+        bound = asyncio.Semaphore(self._settings.concurrency)
+        result = PollResult()
+        for part in await asyncio.gather(*(self._poll_one(n, deadline, bound) for n in targets)):
+            result.extend(part)
+        return result
+
+    async def _poll_one(self, name: str, deadline: float, bound: asyncio.Semaphore) -> PollResult:
+        started_at, t0 = time.time(), time.monotonic()
+        target = self._targets.get(name)
+        if target is None:
+            return _failed(name, started_at, 0.0, f"unknown target {name!r}", {})
+        state = self._state[name]
+        async with bound:
+            session: Session | None = None
+            try:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                session = await self._session(target, state)
+                result = await asyncio.wait_for(self._read(target, state, session), remaining)
+            except TimeoutError:
+                error = f"deadline exceeded after {time.monotonic() - t0:.1f}s"
+            except SnmpError as exc:
+                error = str(exc)
+            except Exception as exc:  # one broken target must never fail the whole poll
+                log.exception("snmp target %s: unexpected failure", name)
+                error = f"unexpected {type(exc).__name__}: {exc}"
+            else:
+                result.reports[0].started_at = started_at
+                result.reports[0].duration = time.monotonic() - t0
+                return result
+            finally:
+                if session is not None:
+                    state.max_repetitions = session.max_repetitions
+        error = _scrub(error, target)
+        log.warning("snmp target %s: %s", name, error)
+        detail = _detail(session, state)
+        return _failed(name, started_at, time.monotonic() - t0, error, detail)
+
+    async def _session(self, target: SnmpTarget, state: _TargetState) -> Session:
+        if state.transport is None:
+            state.transport = await UdpTransportTarget.create(
+                (target.host, target.port), timeout=target.timeout, retries=target.retries
+            )
+        return Session(
+            self._engine_for(target),
+            target,
+            state.transport,
+            auth_data(target),
+            state.max_repetitions,
+        )
+
+    async def _read(self, target: SnmpTarget, state: _TargetState, session: Session) -> PollResult:
+        candidates = candidates_for(self._groups, target.groups)
+        reading = Reading(scalars=await session.get(_scalar_oids(candidates)))
+        groups = select(
+            self._groups,
+            target.groups,
+            _text(reading, SYS_OBJECT_ID),
+            _text(reading, SYS_DESCR),
+        )
+        for columns in _tables(groups).values():
+            reading.tables.update(await session.walk(columns))
+
+        now = time.time()
+        uptime = reading.scalars.get(SYS_UPTIME)
+        restarted = state.tracker.observe_uptime(
+            uptime.value if uptime is not None and isinstance(uptime.value, int) else None
+        )
+        measured = measure(target, groups, reading, state.tracker, now)
+        state.tracker.forget(measured.counter_keys)
+
+        rows = {s.resource.id: s.resource for s in measured.samples}
+        rows = {rid: r for rid, r in rows.items() if r.type != DEVICE_TYPE}
+        ended = [replace(r, ended_at=now) for rid, r in state.rows.items() if rid not in rows]
+        state.rows = rows
+
+        detail = _detail(session, state) | {
+            "groups": [g.name for g in groups],
+            "tables": len(_tables(groups)),
+            "restarted": restarted,
+            "ended": len(ended),
+        }
+        report = TargetReport(SOURCE, target.name, 0.0, 0.0, len(measured.samples), None, detail)
+        return PollResult(measured.samples, measured.resources + ended, [report])
+
+
+def _scalar_oids(groups: list[Group]) -> list[Oid]:
+    """The system OIDs the engine needs, then every scalar the groups may read."""
+    oids = [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME]
+    for group in groups:
+        device = group.spec.device
+        for spec in [*device.attributes.values(), *device.meters]:
+            oids.extend(spec.oids())
+    return list(dict.fromkeys(oids))
+
+
+def _tables(groups: list[Group]) -> dict[Oid, list[Oid]]:
+    """Columns to walk, by table entry OID: one walk per table serves every meter of it."""
+    tables: dict[Oid, set[Oid]] = {}
+    for group in groups:
+        for table in group.spec.tables:
+            for spec in [*table.attributes.values(), *table.meters]:
+                for column in spec.oids():
+                    tables.setdefault(column[:-1], set()).add(column)
+    return {entry: sorted(columns) for entry, columns in sorted(tables.items())}
+
+
+def _text(reading: Reading, oid: Oid) -> str:
+    cell = reading.scalars.get(oid)
+    return "" if cell is None else text(cell.value)
+
+
+def _detail(session: Session | None, state: _TargetState) -> dict[str, int]:
+    stats = session.stats if session is not None else None
+    return {
+        "pdus": stats.pdus if stats else 0,
+        "backoffs": stats.backoffs if stats else 0,
+        "max_repetitions": state.max_repetitions,
+    }
+
+
+def _failed(
+    name: str, started_at: float, duration: float, error: str, detail: dict[str, int]
+) -> PollResult:
+    return PollResult(reports=[TargetReport(SOURCE, name, started_at, duration, 0, error, detail)])
+
+
+def _scrub(message: str, target: SnmpTarget) -> str:
+    """Belt and braces: no secret of the target survives in an error message."""
+    for secret in (target.community, target.auth_key, target.priv_key):
+        value = secret.get_secret_value() if secret is not None else ""
+        if value:
+            message = message.replace(value, "***")
+    return message
