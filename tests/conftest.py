@@ -75,3 +75,103 @@ def store(settings: Settings, rrdcached: Rrdcached) -> Iterator[Store]:
     s = Store(settings)
     yield s
     s.close()
+
+
+class RunningAppliance:
+    """``appliance run`` for real (supervisord, rrdcached, gunicorn, agents) on a tmp dir."""
+
+    def __init__(self, tmp: Path, overrides: dict | None = None):
+        import yaml
+
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.data_dir = tmp / "data"
+        self.config_path = tmp / "appliance.yaml"
+        cfg = {
+            "api": {"listen": f"127.0.0.1:{self.port}", "workers": 2},
+            "pollsters": {
+                "host": {"interval": 2},
+                "sensors": {"enabled": False},
+                "libvirt": {"enabled": False},
+            },
+        }
+        for key, value in (overrides or {}).items():
+            if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+                cfg[key] = {**cfg[key], **value}
+            else:
+                cfg[key] = value
+        self.config_path.write_text(yaml.safe_dump(cfg))
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / "appliance.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import sys
+
+        log = open(self.log_path, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "run", "--config", str(self.config_path),
+             "--data-dir", str(self.data_dir)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        token_file = self.data_dir / "admin-token"
+        wait_for(token_file.exists, what="the generated admin token")
+        self.token = token_file.read_text().strip()
+        wait_for(self._status_ok, timeout=30, what=f"{self.url}/v1/status")
+
+    def _status_ok(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.url}/v1/status", headers=self.headers, timeout=5).ok
+        except requests.RequestException:
+            return False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def stop(self) -> float:
+        """SIGTERM supervisord; return how long everything took to go away."""
+        import signal
+
+        assert self.proc is not None
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return time.monotonic() - started
+
+    def leftovers(self) -> list[str]:
+        """Processes still running whose command line mentions this data dir."""
+        out = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if str(self.data_dir) in cmd:
+                out.append(f"{pid}: {cmd}")
+        return out
+
+
+@pytest.fixture
+def appliance_factory(tmp_path: Path):
+    """Start appliances with config overrides; every one is stopped at teardown."""
+    started: list[RunningAppliance] = []
+
+    def start(overrides: dict | None = None, name: str = "a") -> RunningAppliance:
+        app = RunningAppliance(tmp_path / name, overrides)
+        started.append(app)
+        app.start()
+        return app
+
+    yield start
+    for app in started:
+        app.stop()
