@@ -104,12 +104,12 @@ class Measures:
         out = WriteOutcome()
         pending: list[tuple[Metric, list[tuple[float, str]]]] = []
         for metric, policy, points in items:
-            good = []
             # DERIVE accepts integers only ("not a simple signed integer: '100.0'").
             as_text = _int_text if metric.kind is Kind.CUMULATIVE else _float_text
+            good = []
             for ts, value in points:
                 if math.isfinite(ts) and math.isfinite(value):
-                    good.append((round(ts, 3), as_text(value)))
+                    good.append((round(ts, 3), value))
                 else:
                     out.rejected.append(Rejected(metric.id, ts, "not a finite number"))
             if not good:
@@ -125,7 +125,7 @@ class Measures:
                         Rejected(metric.id, ts, f"not newer than the last update ({last:.3f})")
                     )
                 else:
-                    fresh.append((ts, value))
+                    fresh.append((ts, f"{ts:.3f}:{as_text(value)}"))
                     last = ts
             if fresh:
                 pending.append((metric, fresh))
@@ -141,25 +141,22 @@ class Measures:
         self, pending: list[tuple[Metric, list[tuple[float, str]]]], out: WriteOutcome
     ) -> list[tuple[Metric, list[tuple[float, str]]]]:
         """One BATCH round; returns what must be retried after a concurrent writer's update."""
-        commands: list[str] = []
+        lines: list[str] = []
         owners: list[tuple[Metric, list[tuple[float, str]]]] = []
         for metric, points in pending:
             rel = self.relpath(metric.id)
-            chunk: list[tuple[float, str]] = []
-            size = len(rel) + 8
-            for ts, value in points:
-                item = f"{ts:.3f}:{value}"
-                if size + len(item) + 1 > MAX_LINE and chunk:
-                    commands.append(_update_line(rel, chunk))
-                    owners.append((metric, chunk))
-                    chunk, size = [], len(rel) + 8
-                chunk.append((ts, value))
+            start, size = 0, len(rel)
+            for i, (_, item) in enumerate(points):
+                if size + len(item) + 1 > MAX_LINE and i > start:
+                    lines.append(rel + " " + " ".join(p[1] for p in points[start:i]))
+                    owners.append((metric, points[start:i]))
+                    start, size = i, len(rel)
                 size += len(item) + 1
-            commands.append(_update_line(rel, chunk))
-            owners.append((metric, chunk))
+            lines.append(rel + " " + " ".join(p[1] for p in points[start:]))
+            owners.append((metric, points[start:]))
         if self.wal is not None:
-            self.wal.append([c.removeprefix("UPDATE ") for c in commands])
-        errors = self.client.batch(commands)
+            self.wal.append(lines)
+        errors = self.client.batch(["UPDATE " + line for line in lines])
         retry: list[tuple[Metric, list[tuple[float, str]]]] = []
         for i, (metric, chunk) in enumerate(owners):
             error = errors.get(i)
@@ -175,7 +172,7 @@ class Measures:
             # rrdcached queued the values before the refused one and stopped there.
             bad_ts, last = float(match.group(1)), float(match.group(2))
             later = []
-            for ts, value in chunk:
+            for ts, item in chunk:
                 if ts < bad_ts:
                     out.accepted += 1
                 elif ts <= last:
@@ -183,7 +180,7 @@ class Measures:
                         Rejected(metric.id, ts, f"not newer than the last update ({last:.3f})")
                     )
                 else:
-                    later.append((ts, value))
+                    later.append((ts, item))
             self._last[metric.id] = last
             if later:
                 retry.append((metric, later))
@@ -241,10 +238,6 @@ class Measures:
         self._last.pop(metric_id, None)
         self.client.command(f"FORGET {self.relpath(metric_id)}")
         self.path(metric_id).unlink(missing_ok=True)
-
-
-def _update_line(relpath: str, points: list[tuple[float, str]]) -> str:
-    return f"UPDATE {relpath} " + " ".join(f"{ts:.3f}:{v}" for ts, v in points)
 
 
 def _int_text(value: float) -> str:

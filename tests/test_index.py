@@ -1,0 +1,85 @@
+"""The SQLite index on its own: migrations, policy rules, metrics, pagination."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from appliance.index import Index
+from appliance.index.schema import MIGRATIONS
+from appliance.model import Kind, Resource
+from appliance.storage.policy import BUILTIN_POLICIES, make_policy
+
+
+@pytest.fixture
+def index(tmp_path):
+    idx = Index(tmp_path / "index.sqlite")
+    idx.seed(
+        {"fast": make_policy("fast", [(1, 600)])},
+        [("all", "*", "medium"), ("net", "network.*", "low"), ("netb", "network.in*", "fast")],
+    )
+    yield idx
+    idx.close()
+
+
+def test_schema_version_and_wal(index, tmp_path):
+    assert index.schema_version == len(MIGRATIONS)
+    assert index.query("PRAGMA journal_mode")[0][0] == "wal"
+    again = Index(tmp_path / "index.sqlite")  # reopening runs nothing twice
+    assert again.schema_version == len(MIGRATIONS)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "index.sqlite"
+    Index(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer"):
+        Index(path)
+
+
+def test_longest_matching_rule_wins(index):
+    assert index.policy_for("cpu") == "medium"
+    assert index.policy_for("network.outgoing.bytes") == "low"
+    assert index.policy_for("network.incoming.bytes") == "fast"
+    assert index.policy("fast").granularities == [1]
+    assert set(BUILTIN_POLICIES) <= {p.name for p in index.policies()}
+
+
+def test_metrics_are_created_once_and_cached(index):
+    res = Resource.from_key("host", "h1")
+    index.ensure_resources([res])
+    first = index.ensure_metrics([(res.id, "cpu", "ns", Kind.CUMULATIVE)])
+    second = index.ensure_metrics([(res.id, "cpu", "ns", Kind.CUMULATIVE)])
+    assert first == second
+    other = Index(index.path)  # another process sees the same metric
+    assert other.ensure_metrics([(res.id, "cpu", "ns", Kind.CUMULATIVE)]) == first
+    assert len(index.metrics()) == 1
+
+
+def test_resources_paginate_with_marker_in_sort_order(index):
+    resources = [Resource.from_key("host", f"h{i}", {"rank": i % 3}) for i in range(10)]
+    index.ensure_resources(resources)
+    sort = [("rank", False), ("id", True)]
+    seen, marker = [], None
+    while True:
+        page = index.resources("host", sort=sort, limit=3, marker=marker)
+        seen += [r["id"] for r in page]
+        if len(page) < 3:
+            break
+        marker = page[-1]["id"]
+    everything = [r["id"] for r in index.resources("host", sort=sort)]
+    assert seen == everything and len(seen) == 10
+
+
+def test_ended_resource_closes_a_revision(index):
+    res = Resource.from_key("instance", "vm", {"state": "running"})
+    index.ensure_resources([res], now=100.0)
+    gone = Resource(res.id, res.type, res.original_resource_id, {"state": "running"}, 200.0)
+    index.ensure_resources([gone], now=200.0)
+    history = index.history(res.id)
+    assert [h["ended_at"] for h in history] == [None, 200.0]
+    assert history[0]["revision_end"] == 200.0
