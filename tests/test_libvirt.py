@@ -18,6 +18,7 @@ import pytest
 from appliance.config import LibvirtSettings
 from appliance.model import Kind, PollResult, Resource, resource_id_for
 from appliance.pollsters.libvirt import LibvirtPollster
+from appliance.pollsters.libvirt.inspector import from_bulk
 
 SHUTOFF_EVERY = 4  # every 4th domain is defined but shut off
 INSTANCE_METERS = {"cpu", "vcpus", "memory", "power.state"}
@@ -247,3 +248,30 @@ def test_lifecycle_events_update_the_instance_between_polls(pollster):
     instances = {r.id: r for r in resources(poll(pollster)).values() if r.type == "instance"}
     assert uid not in instances
     assert instances[domain_uuid(100)].attributes["last_event"] == "started"
+
+
+# One domain's getAllDomainStats record, recorded from QEMU 7.2 under libvirt 9.0 on this
+# machine class (a 128 MiB domain in firmware; vcpu.*, dirtyrate.* and vm.* keys trimmed).
+QEMU_BULK_RECORD = {
+    "state.state": 1, "state.reason": 1, "cpu.time": 1808170000, "cpu.user": 137187000,
+    "cpu.system": 1670982000, "balloon.current": 131072, "balloon.maximum": 131072,
+    "balloon.last-update": 0, "balloon.rss": 39808, "vcpu.current": 1, "vcpu.maximum": 1,
+    "net.count": 1, "net.0.name": "tapprobe0", "net.0.rx.bytes": 90, "net.0.rx.pkts": 1,
+    "net.0.rx.errs": 0, "net.0.rx.drop": 0, "net.0.tx.bytes": 0, "net.0.tx.pkts": 0,
+    "net.0.tx.errs": 0, "net.0.tx.drop": 0, "block.count": 1, "block.0.name": "vda",
+    "block.0.path": "/tmp/lvq/disk.qcow2", "block.0.backingIndex": 1, "block.0.rd.reqs": 0,
+    "block.0.rd.bytes": 0, "block.0.rd.times": 0, "block.0.wr.reqs": 0, "block.0.wr.bytes": 0,
+    "block.0.wr.times": 0, "block.0.fl.reqs": 0, "block.0.fl.times": 0,
+    "block.0.allocation": 0, "block.0.capacity": 67108864, "block.0.physical": 204800,
+}
+
+
+def test_a_recorded_qemu_bulk_record_maps_onto_the_same_stats():
+    inst = from_bulk("u-1", "probe", QEMU_BULK_RECORD)
+    assert (inst.state, inst.vcpus, inst.memory_mb, inst.cpu_time) == (1, 1, 128.0, 1808170000)
+    assert (inst.memory_resident_mb, inst.memory_usage_mb) == (38.875, None)  # no guest driver
+    (disk,) = inst.disks
+    assert (disk.name, disk.capacity, disk.physical, disk.read_latency) == (
+        "vda", 67108864, 204800, 0)
+    (nic,) = inst.nics
+    assert (nic.name, nic.rx_bytes, nic.rx_packets, nic.tx_drop) == ("tapprobe0", 90, 1, 0)
