@@ -17,9 +17,9 @@ RUN_PACKAGES := python3 python3-venv python3-dev gcc pkg-config librrd-dev rrdto
 TEST_PACKAGES := snmpd snmp libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu \
 	qemu-system-x86 qemu-utils chromium fonts-dejavu-core packer mmdebstrap
 
-.PHONY: run test lint bench deps-run deps-test venv image image-test clean
+.PHONY: run test lint bench deps-run deps-test venv venv-run image image-test clean
 
-run: deps-run venv
+run: deps-run venv-run
 	$(VENV)/bin/appliance run --data-dir $(DATA_DIR) $(if $(CONFIG),--config $(CONFIG))
 
 test: deps-test venv
@@ -45,13 +45,22 @@ deps-test: .stamps/apt-run .stamps/apt-test
 	$(APT_GET) install -y -q --no-install-recommends $(TEST_PACKAGES)
 	mkdir -p .stamps && touch $@
 
-venv: $(VENV)/.installed
+# The venv is made from Debian's Python (/usr/bin/python3), not a user's pyenv build, so
+# that processes dropped to another user can use it too.
+venv-run: $(VENV)/.installed-run
+venv: $(VENV)/.installed-test
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed-run: pyproject.toml
+	[ -x $(PY) ] || /usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml
 	[ -x $(PY) ] || /usr/bin/python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
-	touch $@
+	touch $@ $(VENV)/.installed-run
 
 image: deps-test venv
 	packer/build-image.sh
