@@ -4,6 +4,12 @@ The file's path comes from the metric's UUID only. A file is created at a metric
 write, one step before its oldest measure, so a new metric accepts history. RRD accepts only
 increasing timestamps per file: a measure not newer than the last one is rejected, counted
 and reported, never dropped silently.
+
+Time labels: RRD credits a value to the interval *before* its timestamp, Gnocchi puts a
+measure in the bucket that *starts* at or before it. Every timestamp is therefore written
+one step later than given (``ts + step``), so a measure at 12:00:00 on a 60 s policy is read
+back in the 12:00:00 bucket, as Gnocchi clients expect; reports and errors use the caller's
+timestamps.
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ class Measures:
         self.rrd_dir = rrd_dir
         self.client = client
         self.wal = wal
-        self._last: dict[str, float] = {}
+        self._last: dict[str, float] = {}  # in RRD time (shifted)
+        self._shift: dict[str, int] = {}
 
     @staticmethod
     def relpath(metric_id: str) -> str:
@@ -106,10 +113,11 @@ class Measures:
         for metric, policy, points in items:
             # DERIVE accepts integers only ("not a simple signed integer: '100.0'").
             as_text = _int_text if metric.kind is Kind.CUMULATIVE else _float_text
+            shift = self._shift[metric.id] = policy.step
             good = []
             for ts, value in points:
                 if math.isfinite(ts) and math.isfinite(value):
-                    good.append((round(ts, 3), value))
+                    good.append((round(ts + shift, 3), value))
                 else:
                     out.rejected.append(Rejected(metric.id, ts, "not a finite number"))
             if not good:
@@ -121,9 +129,7 @@ class Measures:
             fresh = []
             for ts, value in good:
                 if ts <= last:
-                    out.rejected.append(
-                        Rejected(metric.id, ts, f"not newer than the last update ({last:.3f})")
-                    )
+                    out.rejected.append(_stale(metric.id, ts, last, shift))
                 else:
                     fresh.append((ts, f"{ts:.3f}:{as_text(value)}"))
                     last = ts
@@ -134,7 +140,10 @@ class Measures:
                 break
             pending = self._send(pending, out)
         for metric, points in pending:
-            out.rejected.extend(Rejected(metric.id, ts, "write conflict") for ts, _ in points)
+            shift = self._shift[metric.id]
+            out.rejected.extend(
+                Rejected(metric.id, ts - shift, "write conflict") for ts, _ in points
+            )
         return out
 
     def _send(
@@ -164,10 +173,11 @@ class Measures:
                 out.accepted += len(chunk)
                 self._last[metric.id] = chunk[-1][0]
                 continue
+            shift = self._shift[metric.id]
             match = _STALE.search(error)
             if not match:
                 self._last.pop(metric.id, None)
-                out.rejected.extend(Rejected(metric.id, ts, error) for ts, _ in chunk)
+                out.rejected.extend(Rejected(metric.id, ts - shift, error) for ts, _ in chunk)
                 continue
             # rrdcached queued the values before the refused one and stopped there.
             bad_ts, last = float(match.group(1)), float(match.group(2))
@@ -176,9 +186,7 @@ class Measures:
                 if ts < bad_ts:
                     out.accepted += 1
                 elif ts <= last:
-                    out.rejected.append(
-                        Rejected(metric.id, ts, f"not newer than the last update ({last:.3f})")
-                    )
+                    out.rejected.append(_stale(metric.id, ts, last, shift))
                 else:
                     later.append((ts, item))
             self._last[metric.id] = last
@@ -238,6 +246,14 @@ class Measures:
         self._last.pop(metric_id, None)
         self.client.command(f"FORGET {self.relpath(metric_id)}")
         self.path(metric_id).unlink(missing_ok=True)
+
+
+def _stale(metric_id: str, rrd_ts: float, rrd_last: float, shift: int) -> Rejected:
+    return Rejected(
+        metric_id,
+        rrd_ts - shift,
+        f"not newer than the metric's last measure ({rrd_last - shift:.3f})",
+    )
 
 
 def _int_text(value: float) -> str:
