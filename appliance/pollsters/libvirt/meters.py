@@ -8,8 +8,9 @@ sample.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from operator import attrgetter
 
 from appliance.model import Kind, Resource, Sample, resource_id_for
 from appliance.pollsters.libvirt.inspector import DiskStats, InstanceStats, NicStats
@@ -25,7 +26,16 @@ class Meter:
     field: str
 
 
-INSTANCE_METERS = (
+class MeterTable:
+    """Meters read from one dataclass; the fields are fetched with one ``attrgetter`` call
+    (a poll of 1000 domains builds some 20k samples, so this loop is the hot one)."""
+
+    def __init__(self, *meters: Meter) -> None:
+        self.meters = meters
+        self.values = attrgetter(*(m.field for m in meters))
+
+
+INSTANCE_METERS = MeterTable(
     Meter("cpu", "ns", C, "cpu_time"),
     Meter("cpu_util", "%", G, "cpu_util"),
     Meter("vcpus", "vcpu", G, "vcpus"),
@@ -37,7 +47,7 @@ INSTANCE_METERS = (
     Meter("power.state", "state", G, "state"),
 )
 
-DISK_METERS = (
+DISK_METERS = MeterTable(
     Meter("disk.device.read.bytes", "B", C, "read_bytes"),
     Meter("disk.device.read.requests", "request", C, "read_requests"),
     Meter("disk.device.write.bytes", "B", C, "write_bytes"),
@@ -49,7 +59,7 @@ DISK_METERS = (
     Meter("disk.device.usage", "B", G, "physical"),
 )
 
-NIC_METERS = (
+NIC_METERS = MeterTable(
     Meter("network.incoming.bytes", "B", C, "rx_bytes"),
     Meter("network.outgoing.bytes", "B", C, "tx_bytes"),
     Meter("network.incoming.packets", "packet", C, "rx_packets"),
@@ -79,30 +89,33 @@ def instance_resource(inst: InstanceStats, host: str) -> Resource:
     )
 
 
+# Device ids are uuid5 hashes of a key that stays the same from poll to poll.
+_device_id = lru_cache(maxsize=1 << 16)(resource_id_for)
+
+
 def disk_resource(inst: InstanceStats, disk: DiskStats) -> Resource:
     key = f"{inst.uuid}-{disk.name}"
-    return Resource(resource_id_for(key), "instance_disk", key,
+    return Resource(_device_id(key), "instance_disk", key,
                     {"instance_id": inst.uuid, "name": disk.name})
 
 
 def nic_resource(inst: InstanceStats, nic: NicStats) -> Resource:
     # Ceilometer's original id is "<domain name>-<uuid>-<tap>"; the id comes from the UUID
     # and device only, so renaming a domain keeps its interfaces' history.
-    return Resource(resource_id_for(f"{inst.uuid}-{nic.name}"), "instance_network_interface",
+    return Resource(_device_id(f"{inst.uuid}-{nic.name}"), "instance_network_interface",
                     f"{inst.name}-{inst.uuid}-{nic.name}",
                     {"instance_id": inst.uuid, "name": nic.name})
 
 
 def samples_for(
-    resource: Resource, source: object, meters: Iterable[Meter], timestamp: float
+    resource: Resource, source: object, meters: MeterTable, timestamp: float
 ) -> list[Sample]:
     """One sample per declared meter whose field the reader filled."""
-    out = []
-    for m in meters:
-        value = getattr(source, m.field)
-        if value is not None:
-            out.append(Sample(resource, m.name, m.unit, m.kind, float(value), timestamp))
-    return out
+    return [
+        Sample(resource, m.name, m.unit, m.kind, float(v), timestamp)
+        for m, v in zip(meters.meters, meters.values(source), strict=True)
+        if v is not None
+    ]
 
 
 def instance_samples(inst: InstanceStats, resource: Resource, timestamp: float) -> list[Sample]:
