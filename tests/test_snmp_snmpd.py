@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from snmp.agents import free_udp_port, snmpd
 
 from appliance.config import parse
 from appliance.model import PollResult
 from appliance.pollsters.snmp import SnmpPollster, build
+from tests.snmp.agents import free_udp_port, snmpd
 
 COMMUNITY = "s3cret-community-9f"
 AUTH_KEY, PRIV_KEY = "auth-key-6d1e0b", "priv-key-c47a2f"

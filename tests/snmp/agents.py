@@ -5,6 +5,7 @@ Every agent listens on a free loopback UDP port from the OS and is stopped by it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -94,11 +95,20 @@ class Simulator:
     data_dir: Path
 
     def rewrite(self, community: str, text: str) -> None:
-        """Replace a recording; snmpsim re-reads a file whose mtime (in seconds) changed."""
+        """Replace a recording atomically (snmpsim must never index a half-written file).
+
+        snmpsim re-reads a file whose mtime, in whole seconds, changed, and rebuilds its
+        index only when the file is newer than the index: so the new file must carry a
+        later second than both, which a short wait guarantees.
+        """
         path = self.data_dir / f"{community}.snmprec"
-        before = path.stat().st_mtime
-        path.write_text(text, encoding="ascii")
-        os.utime(path, (before + 2, before + 2))
+        newest = max(p.stat().st_mtime for p in self.data_dir.parent.rglob("*") if p.is_file())
+        while int(time.time()) <= int(newest):
+            time.sleep(0.05)
+        fresh = path.with_suffix(".new")
+        fresh.write_text(text, encoding="ascii")
+        fresh.chmod(0o644)
+        fresh.replace(path)
 
 
 @contextmanager
@@ -185,3 +195,34 @@ def udp_proxy(
         stop.set()
         server.join()
         front.close()
+
+
+def snmp_set(port: int, community: str, values: dict[str, object]) -> None:
+    """SET values on an agent (snmpsim ``writecache`` records) with pysnmp: net-snmp's
+    snmpset refuses Counter32, which is exactly what the wrap tests need to set."""
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        SnmpEngine,
+        UdpTransportTarget,
+        set_cmd,
+    )
+
+    async def run() -> None:
+        engine = SnmpEngine()
+        try:
+            target = await UdpTransportTarget.create(("127.0.0.1", port), timeout=2, retries=1)
+            indication, status, _, _ = await set_cmd(
+                engine,
+                CommunityData(community),
+                target,
+                ContextData(),
+                *values.items(),
+                lookupMib=False,
+            )
+            if indication or status:
+                raise RuntimeError(f"SET failed: {indication or status}")
+        finally:
+            engine.close_dispatcher()
+
+    asyncio.run(run())

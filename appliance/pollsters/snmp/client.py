@@ -92,6 +92,8 @@ def to_cell(value: Any) -> Cell | None:
     bits = _COUNTER_BITS.get(type(value))
     if bits is not None:
         return Cell(int(value), bits)
+    if isinstance(value, univ.Null):  # noSuchObject, noSuchInstance, endOfMibView
+        return None  # (checked first: pyasn1's Null is an OctetString)
     if isinstance(value, univ.Integer):  # Integer32, Gauge32, TimeTicks, Unsigned32
         return Cell(int(value), 0)
     if isinstance(value, rfc1902.IpAddress):
@@ -100,7 +102,7 @@ def to_cell(value: Any) -> Cell | None:
         return Cell(value.asOctets(), 0)
     if isinstance(value, univ.ObjectIdentifier):
         return Cell(".".join(str(p) for p in value), 0)
-    return None  # noSuchObject, noSuchInstance, endOfMibView
+    return None  # a type no definition can use
 
 
 def auth_data(target: SnmpTarget) -> CommunityData | UsmUserData:

@@ -126,7 +126,9 @@ class ValueSpec(_Model):
 
 
 class AttributeSpec(_Model):
-    """A resource attribute: read from the agent (``oid``), a constant, or the target's name.
+    """A resource attribute: read from the agent (``oid``), a constant, or from the target:
+    its ``name``, ``host``, or ``device_id`` (the id of its ``snmp_device`` resource, which
+    links an interface, a disk or a sensor to its device).
 
     Attributes are text by default (``convert: text``); a change becomes a history revision
     in the index, so put slowly changing things here (ifAlias, oper status), not counters.
@@ -136,7 +138,7 @@ class AttributeSpec(_Model):
     convert: str = "text"
     scale: float = 1.0
     const: str | None = None
-    target: Literal["name", "host"] | None = None
+    target: Literal["name", "host", "device_id"] | None = None
 
     @field_validator("oid", mode="before")
     @classmethod

@@ -164,7 +164,7 @@ class SnmpPollster(Pollster):
             _text(reading, SYS_OBJECT_ID),
             _text(reading, SYS_DESCR),
         )
-        for columns in _tables(groups).values():
+        for columns in table_columns(groups).values():
             reading.tables.update(await session.walk(columns))
 
         now = time.time()
@@ -182,7 +182,7 @@ class SnmpPollster(Pollster):
 
         detail = _detail(session, state) | {
             "groups": [g.name for g in groups],
-            "tables": len(_tables(groups)),
+            "tables": len(table_columns(groups)),
             "restarted": restarted,
             "ended": len(ended),
         }
@@ -200,7 +200,7 @@ def _scalar_oids(groups: list[Group]) -> list[Oid]:
     return list(dict.fromkeys(oids))
 
 
-def _tables(groups: list[Group]) -> dict[Oid, list[Oid]]:
+def table_columns(groups: list[Group]) -> dict[Oid, list[Oid]]:
     """Columns to walk, by table entry OID: one walk per table serves every meter of it."""
     tables: dict[Oid, set[Oid]] = {}
     for group in groups:
@@ -217,11 +217,12 @@ def _text(reading: Reading, oid: Oid) -> str:
 
 
 def _detail(session: Session | None, state: _TargetState) -> dict[str, int]:
-    stats = session.stats if session is not None else None
+    if session is None:
+        return {"pdus": 0, "backoffs": 0, "max_repetitions": state.max_repetitions}
     return {
-        "pdus": stats.pdus if stats else 0,
-        "backoffs": stats.backoffs if stats else 0,
-        "max_repetitions": state.max_repetitions,
+        "pdus": session.stats.pdus,
+        "backoffs": session.stats.backoffs,
+        "max_repetitions": session.max_repetitions,
     }
 
 

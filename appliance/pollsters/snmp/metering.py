@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.config import SnmpTarget
-from appliance.model import Kind, Resource, Sample
+from appliance.model import Kind, Resource, Sample, resource_id_for
 from appliance.pollsters.snmp.client import Cell
 from appliance.pollsters.snmp.converters import CONVERTERS, Converted, number
 from appliance.pollsters.snmp.counters import CounterTracker
@@ -179,6 +179,8 @@ def _set_attribute(
     value: Converted | None
     if spec.const is not None:
         value = spec.const
+    elif spec.target == "device_id":
+        value = resource_id_for(device_key(target))
     elif spec.target is not None:
         value = getattr(target, spec.target)
     else:
