@@ -21,6 +21,10 @@ V1_BLUEPRINTS = (
     "appliance.api.v1.status",
     "appliance.api.v1.resources",
     "appliance.api.v1.metrics",
+    "appliance.api.v1.archive_policies",
+    "appliance.api.v1.batch",
+    "appliance.api.v1.aggregates",
+    "appliance.api.v1.alarms",
 )
 
 
@@ -45,6 +49,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     auth.init_app(app)
     for name in V1_BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp, url_prefix="/v1")
+    app.register_blueprint(importlib.import_module("appliance.ui").bp)  # the status page
     return app
 
 

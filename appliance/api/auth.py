@@ -69,6 +69,12 @@ def init_app(app: Flask) -> None:
         return response
 
 
+def creator() -> str:
+    """The name of the token making this request (recorded as a resource's or metric's creator)."""
+    identity = g.get("identity")
+    return identity.name if identity is not None else "anonymous"
+
+
 def _unauthorized() -> ApiError:
     return ApiError(401, "Authentication required: send 'Authorization: Bearer <token>'")
 

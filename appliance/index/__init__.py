@@ -299,12 +299,13 @@ class Index:
         ``where`` is a SQL fragment built by the caller from validated input only (column
         names come from a fixed list, values are bound parameters).
         """
-        clauses, args = [], list(params)
+        clauses, args = [], []
         if type_ and type_ != "generic":
             clauses.append("type = ?")
             args.append(type_)
         if where:
             clauses.append(f"({where})")
+            args.extend(params)
         if marker is not None:
             row = self.query("SELECT * FROM resources WHERE id = ?", (marker,))
             if not row:
@@ -453,6 +454,110 @@ class Index:
             if not conn.execute("DELETE FROM metrics WHERE id = ?", (metric_id,)).rowcount:
                 raise NotFound(f"metric {metric_id}")
         self._metric_cache = {k: m for k, m in self._metric_cache.items() if m.id != metric_id}
+
+    # --- administration through the API -------------------------------------------------
+
+    def create_policy(self, policy: ArchivePolicy) -> None:
+        """Add a custom archive policy (API); a name in use is a Conflict."""
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO archive_policies(name, definition, aggregation_methods,"
+                    " back_window, builtin) VALUES (?, ?, ?, ?, 0)",
+                    (
+                        policy.name,
+                        json.dumps([(i.granularity, i.points) for i in policy.definition]),
+                        json.dumps(list(policy.aggregation_methods)),
+                        policy.back_window,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"archive policy {policy.name!r} already exists") from None
+
+    def policy_users(self, name: str) -> int:
+        """How many metrics and rules use a policy (a used policy cannot change or go)."""
+        return self.query(
+            "SELECT (SELECT count(*) FROM metrics WHERE archive_policy_name = ?)"
+            " + (SELECT count(*) FROM archive_policy_rules WHERE archive_policy_name = ?)",
+            (name, name),
+        )[0][0]
+
+    def replace_policy(self, policy: ArchivePolicy) -> None:
+        """Change an unused policy's definition (RRD files cannot change their RRAs)."""
+        self.policy(policy.name)
+        if self.policy_users(policy.name):
+            raise Conflict(f"archive policy {policy.name!r} is in use")
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE archive_policies SET definition = ? WHERE name = ?",
+                (json.dumps([(i.granularity, i.points) for i in policy.definition]), policy.name),
+            )
+        self._policy_cache.pop(policy.name, None)
+
+    def delete_policy(self, name: str) -> None:
+        self.policy(name)
+        if self.policy_users(name):
+            raise Conflict(f"archive policy {name!r} is in use")
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM archive_policies WHERE name = ?", (name,))
+        self._policy_cache.pop(name, None)
+
+    def rule(self, name: str) -> dict[str, str]:
+        rows = self.query("SELECT * FROM archive_policy_rules WHERE name = ?", (name,))
+        if not rows:
+            raise NotFound(f"archive policy rule {name!r}")
+        return dict(rows[0])
+
+    def create_rule(self, name: str, pattern: str, policy_name: str) -> None:
+        self.policy(policy_name)
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO archive_policy_rules VALUES (?, ?, ?)",
+                    (name, pattern, policy_name),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"archive policy rule {name!r} already exists") from None
+        self._rules_cache = None
+
+    def delete_rule(self, name: str) -> None:
+        with self.transaction() as conn:
+            deleted = conn.execute("DELETE FROM archive_policy_rules WHERE name = ?", (name,))
+            if not deleted.rowcount:
+                raise NotFound(f"archive policy rule {name!r}")
+        self._rules_cache = None
+
+    def resource_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": r["name"], "attributes": json.loads(r["attributes"]), "state": r["state"]}
+            for r in self.query("SELECT * FROM resource_types ORDER BY name")
+        ]
+
+    def create_resource(
+        self,
+        res: Resource,
+        started_at: float | None,
+        creator: str,
+        user_id: str | None = None,
+        project_id: str | None = None,
+    ) -> None:
+        """Insert a pushed resource (API); an id in use is a Conflict."""
+        now = time.time()
+        try:
+            with self.transaction() as conn:
+                conn.execute(
+                    "INSERT INTO resources(id, type, original_resource_id, attributes, started_at,"
+                    " ended_at, revision_start, creator, user_id, project_id)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        res.id, res.type, res.original_resource_id,
+                        json.dumps(res.attributes, sort_keys=True, default=str),
+                        now if started_at is None else started_at, res.ended_at, now, creator,
+                        user_id, project_id,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"resource {res.id} already exists") from None
 
     # --- health and counters ----------------------------------------------------------------
 

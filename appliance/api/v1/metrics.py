@@ -1,14 +1,15 @@
-"""``/v1/metric``: metrics and their measures."""
+"""``/v1/metric``: metrics and their measures (read and pushed)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response
 
-from appliance.api import get_store, serialize
-from appliance.api.errors import bad_param, not_found
+from appliance.api import get_store, ingest, jsonio, serialize
+from appliance.api.auth import creator
+from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import (
     arg,
-    iso,
+    bool_arg,
     parse_aggregation,
     parse_duration,
     parse_int,
@@ -16,7 +17,7 @@ from appliance.api.params import (
     parse_uuid,
 )
 from appliance.api.v1.pagination import link_next
-from appliance.index import NotFound
+from appliance.index import Conflict, NotFound
 from appliance.model import Metric
 
 bp = Blueprint("metrics", __name__)
@@ -29,6 +30,16 @@ def load_metric(metric_id: str) -> Metric:
         return get_store().index.metric(parse_uuid("metric_id", metric_id))
     except NotFound:
         raise not_found(f"Metric {metric_id}") from None
+
+
+def time_range() -> tuple[float | None, float | None]:
+    """``start``/``stop`` query parameters (ISO 8601, epoch, or ``-1 hour``), validated."""
+    start, stop = arg("start"), arg("stop")
+    start_ts = parse_timestamp("start", start) if start else None
+    stop_ts = parse_timestamp("stop", stop) if stop else None
+    if start_ts is not None and stop_ts is not None and stop_ts < start_ts:
+        raise bad_param("stop", "is before start")
+    return start_ts, stop_ts
 
 
 def read_measures(metric: Metric) -> list[list]:
@@ -46,12 +57,8 @@ def read_measures(metric: Metric) -> list[list]:
             f"{aggregation!r} is not kept by archive policy {policy.name!r} "
             f"({', '.join(policy.aggregation_methods)})",
         )
-    start = arg("start")
-    stop = arg("stop")
-    start_ts = parse_timestamp("start", start) if start else None
-    stop_ts = parse_timestamp("stop", stop) if stop else None
-    if start_ts is not None and stop_ts is not None and stop_ts < start_ts:
-        raise bad_param("stop", "is before start")
+    start_ts, stop_ts = time_range()
+    bool_arg("refresh")  # validated; every read is fresh (flush-on-read)
     granularity = arg("granularity")
     if granularity is not None:
         g = parse_duration("granularity", granularity)
@@ -67,12 +74,70 @@ def read_measures(metric: Metric) -> list[list]:
     if store.measures.exists(metric.id):
         store.measures.flush(metric.id)  # one flush for every granularity read below
     out = []
+    iso = jsonio.iso
     for gran in grans:
         points = store.measures.fetch(
             metric, policy, aggregation, gran, start_ts, stop_ts, flush=False
         )
-        out.extend([iso(ts), float(gran), value] for ts, value in points)
+        fgran = float(gran)
+        out.extend([iso(ts), fgran, value] for ts, value in points)
     return out
+
+
+def push_measures(metric: Metric) -> Response:
+    """POST measures to one metric: 202 with what was accepted and rejected."""
+    points = ingest.parse_measures("measures", jsonio.body(), ingest.TimestampParser())
+    return ingest.write([(metric, points)])
+
+
+def create_metric(body: dict, resource_id: str | None = None) -> Metric:
+    """Create a metric from Gnocchi's body (``name``, ``unit``, ``archive_policy_name``)."""
+    if not isinstance(body, dict):
+        raise bad_param("body", "must be a JSON object")
+    fields = {"name", "unit", "archive_policy_name", "resource_id"}
+    unknown = set(body) - fields
+    if unknown:
+        raise bad_param(sorted(unknown)[0], "is not a metric attribute")
+    for key in ("name", "unit", "archive_policy_name"):
+        value = body.get(key)
+        if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
+            raise bad_param(key, "must be a non-empty string of at most 255 characters")
+    if resource_id is None and body.get("resource_id") is not None:
+        resource_id = parse_uuid("resource_id", str(body["resource_id"]))
+    if resource_id is not None and body.get("name") is None:
+        raise bad_param("name", "is required for a metric attached to a resource")
+    store = get_store()
+    if resource_id is not None:
+        try:
+            store.index.resource(resource_id)
+        except NotFound:
+            raise bad_param("resource_id", f"resource {resource_id} does not exist") from None
+    try:
+        return store.index.create_metric(
+            body.get("name"), body.get("unit"), resource_id, body.get("archive_policy_name"),
+            creator=creator(),
+        )
+    except NotFound as exc:
+        raise bad_param("archive_policy_name", str(exc)) from None
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+
+
+def metric_body(m: Metric, with_resource: bool = False) -> dict:
+    store = get_store()
+    resource = None
+    if with_resource and m.resource_id:
+        rid = m.resource_id
+        resource = serialize.resource(
+            store.index.resource(rid), store.index.resource_metrics([rid])[rid]
+        )
+    return serialize.metric(m, store.index.policy(m.archive_policy_name), resource)
+
+
+def delete_metric(m: Metric) -> None:
+    store = get_store()
+    store.index.delete_metric(m.id)
+    store.measures.delete(m.id)
 
 
 @bp.get("/metric")
@@ -82,27 +147,40 @@ def list_metrics():
     marker = arg("marker")
     if marker is not None:
         marker = parse_uuid("marker", marker)
-    metrics = store.index.metrics(name=arg("name"), limit=limit, marker=marker)
-    response = jsonify(
-        [serialize.metric(m, store.index.policy(m.archive_policy_name)) for m in metrics]
+    resource_id = arg("resource_id")
+    if resource_id is not None:
+        resource_id = parse_uuid("resource_id", resource_id)
+    metrics = store.index.metrics(
+        resource_id=resource_id, name=arg("name"), limit=limit, marker=marker
     )
+    response = jsonio.response([metric_body(m) for m in metrics])
     if len(metrics) == limit:
         link_next(response, metrics[-1].id)
     return response
 
 
+@bp.post("/metric")
+def post_metric():
+    m = create_metric(jsonio.body())
+    return jsonio.response(metric_body(m), 201, {"Location": f"/v1/metric/{m.id}"})
+
+
 @bp.get("/metric/<metric_id>")
 def show_metric(metric_id: str):
-    store = get_store()
-    m = load_metric(metric_id)
-    resource = None
-    if m.resource_id:
-        row = store.index.resource(m.resource_id)
-        metrics = store.index.resource_metrics([m.resource_id])[m.resource_id]
-        resource = serialize.resource(row, metrics)
-    return jsonify(serialize.metric(m, store.index.policy(m.archive_policy_name), resource))
+    return jsonio.response(metric_body(load_metric(metric_id), with_resource=True))
+
+
+@bp.delete("/metric/<metric_id>")
+def remove_metric(metric_id: str):
+    delete_metric(load_metric(metric_id))
+    return Response(status=204)
 
 
 @bp.get("/metric/<metric_id>/measures")
 def get_measures(metric_id: str):
-    return jsonify(read_measures(load_metric(metric_id)))
+    return jsonio.response(read_measures(load_metric(metric_id)))
+
+
+@bp.post("/metric/<metric_id>/measures")
+def post_measures(metric_id: str):
+    return push_measures(load_metric(metric_id))

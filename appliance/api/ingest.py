@@ -1,0 +1,88 @@
+"""Measures pushed through the API: validate cheaply, write in one batch, report rejections.
+
+Gnocchi answers a measures write with 202 and no body. The appliance writes synchronously,
+so it knows at once which measures RRD refused (a timestamp not newer than the metric's last
+one): the 202 carries ``{"accepted": N, "rejected": [...]}`` so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from flask import Response
+
+from appliance.api import get_store, jsonio
+from appliance.api.errors import bad_param
+from appliance.api.params import parse_timestamp
+from appliance.model import Metric
+
+#: At most this many rejected measures are listed one by one (all are counted).
+MAX_REJECTED_LISTED = 1000
+
+
+class TimestampParser:
+    """Timestamps of one request, each distinct text parsed once (batches repeat them)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, float] = {}
+
+    def __call__(self, name: str, value: Any) -> float:
+        ts = self._seen.get(value)
+        if ts is not None:
+            return ts
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise bad_param(name, "must be an ISO 8601 string or epoch seconds")
+        if isinstance(value, str):
+            ts = parse_timestamp(name, value)
+        elif math.isfinite(value):
+            ts = float(value)
+        else:
+            raise bad_param(name, "must be finite")
+        self._seen[value] = ts
+        return ts
+
+
+def parse_measures(name: str, items: Any, timestamps: TimestampParser) -> list[tuple[float, float]]:
+    """``[{"timestamp": ..., "value": ...}, ...]`` -> ``[(epoch, value), ...]``."""
+    if not isinstance(items, list):
+        raise bad_param(name, "must be a list of {\"timestamp\", \"value\"} objects")
+    out = []
+    for i, item in enumerate(items):
+        try:
+            ts, value = item["timestamp"], item["value"]
+        except (TypeError, KeyError, IndexError):
+            raise bad_param(f"{name}[{i}]", "must be an object with timestamp and value") from None
+        if type(value) is not float:
+            value = _number(f"{name}[{i}].value", value)
+        elif not math.isfinite(value):
+            raise bad_param(f"{name}[{i}].value", "must be a finite number")
+        out.append((timestamps(f"{name}[{i}].timestamp", ts), value))
+    return out
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise bad_param(name, "must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise bad_param(name, f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise bad_param(name, "must be a finite number")
+    return number
+
+
+def write(items: Iterable[tuple[Metric, Sequence[tuple[float, float]]]]) -> Response:
+    """One ``Store.write_measures`` call; a 202 that lists what was rejected."""
+    outcome = get_store().write_measures(items)
+    rejected = [
+        {"metric_id": r.metric_id, "timestamp": jsonio.iso(r.timestamp), "reason": r.reason}
+        for r in outcome.rejected[:MAX_REJECTED_LISTED]
+    ]
+    return jsonio.response(
+        {"accepted": outcome.accepted, "rejected_count": len(outcome.rejected),
+         "rejected": rejected},
+        202,
+    )
