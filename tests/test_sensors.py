@@ -147,11 +147,22 @@ def test_broken_lm_sensors_output_falls_back_to_hwmon(tmp_path, output):
     assert len(result.samples) == 10
 
 
-def test_missing_sensors_command_is_reported_and_hwmon_used(tmp_path):
+def test_lm_sensors_not_installed_is_absent_not_an_error(tmp_path):
     p = pollster(sys_of("amd-x570"), tmp_path / "unused.json",
                  lm_sensors_command=[str(tmp_path / "no-such-sensors"), "-j"])
     result = poll(p)
-    assert "No such file" in {r.target: r for r in result.reports}["lm-sensors"].error
+    assert "lm-sensors" not in {r.target for r in result.reports}
+    assert all(r.ok for r in result.reports) and len(result.samples) == 10
+
+
+def test_lm_sensors_failing_is_reported_and_hwmon_used(tmp_path):
+    script = tmp_path / "sensors"
+    script.write_text("#!/bin/sh\necho 'sensors: libsensors config error' >&2\nexit 2\n")
+    script.chmod(0o755)
+    result = poll(pollster(sys_of("amd-x570"), lm_sensors=True,
+                           lm_sensors_command=[str(script), "-j"]))
+    report = {r.target: r for r in result.reports}["lm-sensors"]
+    assert report.error.endswith("exited 2: sensors: libsensors config error")
     assert len(result.samples) == 10
 
 
@@ -228,3 +239,12 @@ def test_a_hung_chip_does_not_stall_the_others(tmp_path):
 def test_no_sensors_at_all_is_an_empty_poll_not_an_error(tmp_path):
     result = poll(pollster(tmp_path / "nothing"))
     assert result.samples == [] and result.reports == []
+
+
+def test_the_real_sensors_command_of_this_machine(tmp_path):
+    """The installed `sensors -j`, whatever this machine has: chips parsed, or absent."""
+    if shutil.which("sensors") is None:
+        pytest.skip("lm-sensors is not installed (apt lm-sensors)")
+    result = poll(pollster(tmp_path / "no-sys", lm_sensors=True))
+    assert all(r.ok for r in result.reports), result.reports
+    assert {s.resource.attributes["source"] for s in result.samples} <= {"lm-sensors"}

@@ -22,19 +22,26 @@ from appliance.pollsters.sensors.reading import (
 
 
 class LmSensorsUnavailable(Exception):
-    """``sensors`` is missing, found no chips, or printed something that is not JSON."""
+    """``sensors`` failed or printed something that is not JSON: an error worth reporting."""
+
+
+class LmSensorsAbsent(LmSensorsUnavailable):
+    """``sensors`` is not installed or knows no chip here: normal on VMs, not an error."""
 
 
 def run(command: Sequence[str]) -> str:
     """The command's JSON text. Time limits are the caller's (it runs under a runner)."""
     try:
         proc = subprocess.run(list(command), capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise LmSensorsAbsent(f"{command[0]}: {exc.strerror}") from None
     except OSError as exc:
         raise LmSensorsUnavailable(f"{command[0]}: {exc.strerror or exc}") from None
     if proc.returncode != 0:
-        # `sensors` exits 1 with "No sensors found!" on machines without chips.
         first = (proc.stderr.strip().splitlines() or ["no output"])[0]
-        raise LmSensorsUnavailable(f"{command[0]} exited {proc.returncode}: {first}")
+        # `sensors` exits 1 with "No sensors found!" on machines without chips.
+        kind = LmSensorsAbsent if "No sensors found" in proc.stderr else LmSensorsUnavailable
+        raise kind(f"{command[0]} exited {proc.returncode}: {first}")
     return proc.stdout
 
 

@@ -86,13 +86,14 @@ class SensorsPollster(Pollster):
             self.settings.lm_sensors_command)}, self.settings.chip_timeout, deadline)[LM_SENSORS]
         if not out.ok:
             note = out.error or "failed"
+            absent = isinstance(out.exc, lmsensors.LmSensorsAbsent)
             if note != self._lm_note:
-                level = logging.DEBUG if isinstance(out.exc, lmsensors.LmSensorsUnavailable) \
-                    else logging.WARNING
-                log.log(level, "lm_sensors_unused reason=%s (raw hwmon is read instead)", note)
+                log.log(logging.DEBUG if absent else logging.WARNING,
+                        "lm_sensors_unused reason=%s (raw hwmon is read instead)", note)
                 self._lm_note = note
-            result.reports.append(TargetReport(self.source, LM_SENSORS, started, out.duration,
-                                               error=note))
+            if not absent:  # absent is how most machines are, not a failure to report
+                result.reports.append(TargetReport(self.source, LM_SENSORS, started,
+                                                   out.duration, error=note))
             return set()
         self._lm_note = ""
         chips = [c for c in out.value or [] if self._wanted(c.chip.partition("-")[0], c.chip)]
