@@ -25,11 +25,10 @@ from pathlib import Path
 # This file's name shadows the libvirt binding when its folder is first on sys.path.
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path[:0] = [str(HERE.parent), str(HERE.parent / "tests")]
+sys.path.insert(0, str(HERE.parent))
 
 import libvirt  # noqa: E402
 import psutil  # noqa: E402
-from test_libvirt import node_xml  # noqa: E402  (the tests' domain generator)
 
 from appliance import config  # noqa: E402
 from appliance.config import LibvirtSettings  # noqa: E402
@@ -37,6 +36,7 @@ from appliance.pollsters.libvirt import LibvirtPollster  # noqa: E402
 from appliance.pollsters.libvirt.inspector import BULK_FLAGS, BULK_GROUPS  # noqa: E402
 from appliance.storage.daemon import prepare, rrdcached_argv  # noqa: E402
 from appliance.store import Store  # noqa: E402
+from tests.test_libvirt import node_xml  # noqa: E402  (the tests' domain generator)
 
 COLLECTD_CPU_PER_1000 = 0.0165  # collectd 5.12 virt + rrdtool, FIELD-NOTES.md
 
