@@ -308,3 +308,13 @@ def rrdcached(config_path: Path | None, data_dir: Path | None) -> None:
     prepare(settings)
     argv = rrdcached_argv(settings)
     os.execvp(argv[0], argv)
+
+
+@main.command(hidden=True)
+@config_option
+@data_dir_option
+def alarms(config_path: Path | None, data_dir: Path | None) -> None:
+    """Run the alarm evaluator in the foreground until SIGTERM (run by supervisord)."""
+    from appliance.alarms.process import main as evaluate_forever
+
+    evaluate_forever(load_settings(config_path, data_dir))

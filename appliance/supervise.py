@@ -113,3 +113,8 @@ def render(settings: Settings, config_path: Path | None) -> str:
 
 def socket_path(settings: Settings) -> Path:
     return settings.run_dir / "supervisor.sock"
+
+
+from appliance.alarms.process import programs as _alarm_programs  # noqa: E402
+
+EXTRA_PROGRAMS.append(_alarm_programs)

@@ -85,6 +85,30 @@ MIGRATIONS: list[str] = [
         value INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 2 (alarms): alarms (definition as JSON, state as columns) and their history, which
+    # outlives a deleted alarm as in Aodh.
+    """
+    CREATE TABLE alarms (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        type TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_reason TEXT NOT NULL,
+        state_timestamp REAL NOT NULL,
+        timestamp REAL NOT NULL
+    );
+    CREATE TABLE alarm_history (
+        event_id TEXT PRIMARY KEY,
+        alarm_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        detail TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        timestamp REAL NOT NULL
+    );
+    CREATE INDEX alarm_history_alarm ON alarm_history(alarm_id, timestamp);
+    """,
 ]
 
 

@@ -1,0 +1,65 @@
+"""The alarm evaluator as a process of its own under supervisord.
+
+``appliance alarms`` runs rounds every ``alarms.evaluation_interval`` seconds (down to 1 s),
+aligned to the interval so that rounds do not drift, and never two at once: a round that
+overruns makes the next one start at the following tick. SIGTERM ends it between rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+
+from appliance.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """Evaluate until ``stop`` is set."""
+    # Imported here so that supervise.py can import this module cheaply for ``programs``.
+    from appliance.alarms.actions import Notifier
+    from appliance.alarms.evaluator import Evaluator
+    from appliance.store import Store
+
+    cfg = settings.alarms
+    store = Store(settings, seed=False)
+    notifier = Notifier(cfg.webhook_timeout, cfg.webhook_retries)
+    evaluator = Evaluator(store, notifier)
+    interval = cfg.evaluation_interval
+    log.info("alarm evaluator: every %ss", interval)
+    try:
+        while not stop.is_set():
+            try:
+                report = evaluator.run_round()
+            except Exception:  # the index or rrdcached may be restarting: try next tick
+                log.exception("evaluation round failed")
+            else:
+                level = logging.INFO if report.transitions or report.errors else logging.DEBUG
+                log.log(level, "round: %d alarms, %d evaluated, %d transitions, %d errors, "
+                        "%d reads in %.3fs", report.alarms, report.evaluated,
+                        report.transitions, report.errors, report.reads, report.seconds)
+            stop.wait(interval - time.time() % interval)
+    finally:
+        notifier.close()
+        store.close()
+
+
+def programs(settings: Settings, common: list[str]) -> list:
+    """The evaluator's supervisord program (registered in ``supervise.EXTRA_PROGRAMS``)."""
+    from appliance.supervise import Program
+
+    if not settings.alarms.enabled:
+        return []
+    return [Program("alarm-evaluator", [sys.executable, "-m", "appliance", "alarms", *common], 40)]
+
+
+def main(settings: Settings) -> None:
+    """The ``appliance alarms`` command: evaluate until SIGTERM or SIGINT."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    run(settings, stop)
