@@ -228,16 +228,27 @@ def test_bulk_path_reads_cpu_memory_disk_and_network_and_events_reach_history(
 
 def test_a_restarted_libvirtd_is_reconnected(libvirtd: Daemon, domain: libvirt.virDomain):
     p = LibvirtPollster(LibvirtSettings(uri=libvirtd.uri))
+    events = Events()
+    p.start_events(events.queue.put)
+    uid = domain.UUIDString()
     try:
         assert p.poll(p.targets(), time.monotonic() + 60).reports[0].ok
         libvirtd.stop_libvirtd()
         down = p.poll(p.targets(), time.monotonic() + 60).reports[0]
         assert not down.ok and down.samples == 0
         libvirtd.start()
-        deadline = time.monotonic() + 60  # the backoff starts at 1 s and doubles
-        while not (report := p.poll(p.targets(), time.monotonic() + 60).reports[0]).ok:
-            assert time.monotonic() < deadline, report.error
-            time.sleep(0.5)
-        assert report.detail["domains"] >= 1 and p.connection.opens == 2
+        # Without a poll, the listener re-opens the connection and subscribes again.
+        deadline = time.monotonic() + 60
+        while p.connection.opens < 2:
+            assert time.monotonic() < deadline, "no reconnection between polls"
+            time.sleep(0.2)
+        other = libvirt.open(libvirtd.uri)
+        try:
+            other.lookupByUUIDString(uid).create()
+        finally:
+            other.close()
+        events.wait_for(uid, state="running", last_event="started")
+        report = p.poll(p.targets(), time.monotonic() + 60).reports[0]
+        assert report.ok and report.detail["domains"] >= 1 and p.connection.opens == 2
     finally:
         p.close()

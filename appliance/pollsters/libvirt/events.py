@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from appliance.pollsters.libvirt.connection import Connection
+from appliance.pollsters.libvirt.connection import Connection, Disconnected
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ EVENT_NAMES = {
     libvirt.VIR_DOMAIN_EVENT_PMSUSPENDED: "pmsuspended",
     libvirt.VIR_DOMAIN_EVENT_CRASHED: "crashed",
 }
+WATCH_INTERVAL = 5.0  # seconds without events after which the connection is checked
 REBOOTED = "rebooted"  # its own event id in libvirt, not a lifecycle event
 
 # The state each event leaves the domain in. Events are handled a moment after they happen,
@@ -62,6 +63,7 @@ class LifecycleListener:
 
     def __init__(self, connection: Connection, handle: Callable[[DomainEvent], None]) -> None:
         self._handle = handle
+        self._connection = connection
         self._queue: queue.SimpleQueue[DomainEvent | None] = queue.SimpleQueue()
         self._callbacks: list[tuple[libvirt.virConnect, int]] = []
         self._thread = threading.Thread(target=self._work, name="libvirt-lifecycle", daemon=True)
@@ -87,11 +89,24 @@ class LifecycleListener:
         self._queue.put(DomainEvent(dom, dom.UUIDString(), name, time.time()))
 
     def _work(self) -> None:
-        while (event := self._queue.get()) is not None:
+        while True:
+            try:
+                event = self._queue.get(timeout=WATCH_INTERVAL)
+            except queue.Empty:
+                self._watch()
+                continue
+            if event is None:
+                return
             try:
                 self._handle(event)
             except Exception:  # one bad event must not end the listener
                 log.exception("libvirt_event_failed uuid=%s event=%s", event.uuid, event.name)
+
+    def _watch(self) -> None:
+        """Re-open a lost connection between polls, so events resume within seconds of a
+        libvirtd restart rather than at the next poll (the open re-subscribes)."""
+        with contextlib.suppress(Disconnected):
+            self._connection.get()
 
     def close(self) -> None:
         for conn, cb_id in self._callbacks:
@@ -99,3 +114,4 @@ class LifecycleListener:
                 conn.domainEventDeregisterAny(cb_id)
         self._callbacks = []
         self._queue.put(None)
+        self._thread.join(timeout=2)  # not forever: it may sit in a hung libvirt call

@@ -216,8 +216,11 @@ class LibvirtReader:
         """Read all domains; raises :class:`Disconnected` or ``libvirtError`` for the bulk call."""
         conn = self._connection.get()
         bulk_deadline = min(deadline, time.monotonic() + self._timeout)
-        out = self._runner.run({"bulk": lambda: self._bulk(conn)}, self._timeout, bulk_deadline)
-        outcome = out["bulk"]
+        # Keyed per connection: a bulk call hung on a dropped connection must not keep the
+        # re-opened one from being read.
+        key = f"bulk-{self._connection.opens}"
+        outcome = self._runner.run({key: lambda: self._bulk(conn)}, self._timeout,
+                                   bulk_deadline)[key]
         if not outcome.ok:
             if outcome.exc is None or not self._connection.alive():
                 self._connection.drop(f"bulk read failed: {outcome.error}")
