@@ -40,6 +40,8 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False
+    # gnocchiclient asks for collections with a trailing slash (``v1/archive_policy/``).
+    app.url_map.strict_slashes = False
     app.extensions["appliance.settings"] = settings
     app.extensions["appliance.started"] = time.time()
     app.extensions["appliance.version"] = __version__
