@@ -1,4 +1,4 @@
-"""The real ``gnocchi`` CLI (gnocchiclient, default ``gnocchi-basic`` auth) against ``appliance run``."""
+"""The real `gnocchi` CLI (gnocchiclient, default gnocchi-basic auth) against `appliance run`."""
 
 from __future__ import annotations
 
