@@ -114,6 +114,16 @@ def test_status_page_in_a_browser(appliance_factory, browser, tmp_path):
         assert (tmp_path / name).stat().st_size > 10_000
         shutil.copyfile(tmp_path / name, DOCS / name)
 
+    # On a phone the pages reflow instead of scrolling sideways.
+    phone = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+    phone.context.add_cookies(page.context.cookies())
+    for url in (app.url + "/", resource_url, app.url + "/resources"):
+        phone.goto(url)
+        assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), url
+    phone.goto(app.url + "/")
+    phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    phone.close()
+
     # The resource list finds the host by name and shows its current value.
     page.goto(app.url + "/resources?type=host")
     assert page.locator("#resource-list td.num .value").first.inner_text() != "–"

@@ -8,6 +8,7 @@ Cumulative meters are stored as DERIVE, so the file already yields rates: their 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,11 +136,12 @@ def render(
     args, g = graph_args(path, metric, policy, range_key, end)
     out = rrdtool.graphv("-", *args)
     try:
-        last: float | None = float(out.get("print[0]", "nan"))
+        last = float(out.get("print[0]", "nan"))
     except ValueError:
-        last = None
-    if last is not None and last != last:  # NaN: nothing known in the range
-        last = None
+        last = math.nan
+    if math.isnan(last):  # nothing known in the range: say so rather than draw empty axes
+        return Chart(placeholder(f"no data in the last {RANGES[range_key][0]}"),
+                     end - seconds, end, g, None)
     return Chart(out["image"], end - seconds, end, g, last)
 
 

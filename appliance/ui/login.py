@@ -21,6 +21,7 @@ from flask import (
     Flask,
     abort,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -84,12 +85,16 @@ def login_required() -> bool:
 
 
 def signed_in() -> str | None:
-    """The token name of this session, if it is still a known token."""
-    name = session.get("who")
+    """The token name of this session, if that token still exists (revoking it signs out)."""
+    if "ui_viewer" not in g:
+        g.ui_viewer = _known_token(session.get("who"))
+    return g.ui_viewer
+
+
+def _known_token(name: str | None) -> str | None:
     if name is None:
         return None
-    settings = get_settings()
-    if any(t.name == name for t in settings.api.tokens):
+    if any(t.name == name for t in get_settings().api.tokens):
         return name
     rows = get_store().index.query("SELECT 1 FROM tokens WHERE name = ?", (name,))
     return name if rows else None

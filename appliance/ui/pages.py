@@ -132,7 +132,7 @@ def chart(metric_id: str):
         response.headers["Content-Encoding"] = "gzip"
         response.headers["Vary"] = "Accept-Encoding"
     response.headers.update({
-        "Cache-Control": "private, max-age=10",
+        "Cache-Control": "no-store",  # a chart is cheap and must show the newest points
         "X-Chart-Start": str(drawn.start),
         "X-Chart-End": str(drawn.end),
         "X-Chart-Granularity": str(drawn.granularity),
