@@ -51,6 +51,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     auth.init_app(app)
     for name in V1_BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).bp, url_prefix="/v1")
+    from appliance.api import prometheus
+
+    app.register_blueprint(prometheus.bp)
     app.register_blueprint(importlib.import_module("appliance.ui").bp)  # the status page
     return app
 
