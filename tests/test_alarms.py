@@ -351,7 +351,9 @@ def test_resource_rules_over_polled_resources(api, evaluator, store):
                                   "aggregation_method": "mean"},
                          type_="gnocchi_resources_threshold"))
     api.alarm(alarm_body("webs", {"resource_type": "host", "metric": "load",
-                                  "query": json.dumps({"=": {"role": "web"}}),
+                                  "query": json.dumps({"and": [
+                                      {"=": {"role": "web"}},
+                                      {"!=": {"id": resource_id_of("db1")}}]}),
                                   "comparison_operator": "gt", "threshold": 6.5,
                                   "aggregation_method": "max"},
                          type_="gnocchi_aggregation_by_resources_threshold"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -138,6 +139,13 @@ class Notifier:
     def pending(self) -> int:
         with self._lock:
             return sum(self._queued.values())
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for queued notifications; True if none is left."""
+        deadline = time.monotonic() + timeout
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.pending()
 
     def close(self, wait: bool = False) -> None:
         """Stop taking work; backoff sleeps end at once, requests in flight time out."""

@@ -8,6 +8,7 @@ overruns makes the next one start at the following tick. SIGTERM ends it between
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,9 @@ import time
 from appliance.config import Settings
 
 log = logging.getLogger(__name__)
+
+#: How long a stopping evaluator lets queued webhooks go out (supervisord waits 8 s).
+SHUTDOWN_GRACE = 3.0
 
 
 def run(settings: Settings, stop: threading.Event) -> None:
@@ -44,6 +48,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
                         report.transitions, report.errors, report.reads, report.seconds)
             stop.wait(interval - time.time() % interval)
     finally:
+        if not notifier.drain(SHUTDOWN_GRACE):
+            log.warning("stopping with %d webhook notifications undelivered", notifier.pending())
         notifier.close()
         store.close()
 
@@ -62,4 +68,9 @@ def main(settings: Settings) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop.set())
-    run(settings, stop)
+    try:
+        run(settings, stop)
+    finally:
+        logging.shutdown()
+        # A webhook in flight to a hung target must not hold the stop up to its timeout.
+        os._exit(0)

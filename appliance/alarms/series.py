@@ -122,10 +122,10 @@ class RoundReader:
             log.warning("alarm query %s is invalid: %s", rule["query"], exc)
             self._queries[key] = []
             return
+        # A subquery, not a join: the filter's column names are the resources' own.
         rows = self.index.query(
-            "SELECT m.id FROM metrics m JOIN resources r ON r.id = m.resource_id"
-            f" WHERE m.name = ? AND (? = 'generic' OR r.type = ?) AND ({where})"
-            " ORDER BY m.id",
+            "SELECT id FROM metrics WHERE name = ? AND resource_id IN (SELECT id FROM resources"
+            f" WHERE (? = 'generic' OR type = ?) AND ({where})) ORDER BY id",
             [rule["metric"], rule["resource_type"], rule["resource_type"], *params],
         )
         self._queries[key] = [row[0] for row in rows]
