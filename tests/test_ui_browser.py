@@ -108,6 +108,12 @@ def test_status_page_in_a_browser(appliance_factory, browser, tmp_path):
     )
     page.screenshot(path=str(tmp_path / "resource.png"))
     page.goto(app.url + "/")
+    # The page refreshes itself in place (a fetch loop, no reload): the footer's time moves.
+    page.evaluate("document.getElementById('main').dataset.marker = 'kept'")
+    footer = page.inner_text("footer")
+    page.wait_for_function("t => document.querySelector('footer').innerText !== t", arg=footer,
+                           timeout=40_000)
+    assert page.evaluate("document.getElementById('main').dataset.marker") == "kept"
     page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
     DOCS.mkdir(exist_ok=True)
     for name in ("overview.png", "resource.png"):
