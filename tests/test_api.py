@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import struct
 import time
 
 import pytest
@@ -270,3 +271,26 @@ def test_no_stack_trace_reaches_a_client(api, store):
     assert r.status_code == 500
     assert "Traceback" not in r.get_data(as_text=True)
     assert set(r.json) == {"title", "description", "code"}
+
+
+def test_graphs_render_svg_and_png_with_units(api):
+    mid = new_metric(api, name="room:temp", unit="C")
+    empty = api.get(f"/v1/metric/{mid}/graph.svg")
+    assert empty.status_code == 200 and b"<svg" in empty.data
+    now = minute()
+    api.post(f"/v1/metric/{mid}/measures",
+             json=[{"timestamp": now - 60 * k, "value": 20.0 + k} for k in range(30, 0, -1)])
+    svg = api.get(f"/v1/metric/{mid}/graph.svg?start=-1h&width=400&height=120")
+    assert svg.status_code == 200 and svg.mimetype == "image/svg+xml"
+    assert b"<svg" in svg.data and svg.data != empty.data
+    widths = []
+    for width in (300, 600):
+        png = api.get(f"/v1/metric/{mid}/graph.png?aggregation=max&width={width}")
+        assert png.status_code == 200 and png.data.startswith(b"\x89PNG")
+        widths.append(struct.unpack(">I", png.data[16:20])[0])  # IHDR width
+    assert widths[1] - widths[0] == 300
+    for query, name in [("width=5", "width"), ("height=99999", "height"),
+                        ("aggregation=last", "aggregation"), ("start=soon", "start")]:
+        r = api.get(f"/v1/metric/{mid}/graph.svg?{query}")
+        assert r.status_code == 400 and name in r.json["description"], query
+    assert api.get(f"/v1/metric/{mid}/graph.gif").status_code == 404

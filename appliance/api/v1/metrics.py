@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, Response
 
-from appliance.api import get_store, ingest, jsonio, serialize
+from appliance.api import get_store, graphs, ingest, jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import (
@@ -184,3 +186,25 @@ def get_measures(metric_id: str):
 @bp.post("/metric/<metric_id>/measures")
 def post_measures(metric_id: str):
     return push_measures(load_metric(metric_id))
+
+
+@bp.get("/metric/<metric_id>/graph.<fmt>")
+def graph(metric_id: str, fmt: str):
+    """The metric drawn by rrdtool: ``start``/``stop`` (default: the last day), ``width``,
+    ``height`` and ``aggregation``, all validated and bounded."""
+    if fmt not in graphs.FORMATS:
+        raise not_found(f"Graph format {fmt}")
+    m = load_metric(metric_id)
+    policy = get_store().index.policy(m.archive_policy_name)
+    aggregation = parse_aggregation(arg("aggregation"))
+    if aggregation not in policy.aggregation_methods:
+        raise bad_param("aggregation", f"{aggregation!r} is not kept by policy {policy.name!r}")
+    start, stop = time_range()
+    stop = time.time() if stop is None else stop
+    start = stop - 86400 if start is None else start
+    if stop - start < 1:
+        raise bad_param("stop", "must be at least one second after start")
+    width = parse_int("width", arg("width"), 800, *graphs.WIDTH)
+    height = parse_int("height", arg("height"), 250, *graphs.HEIGHT)
+    image = graphs.render(get_store(), m, fmt, start, stop, width, height, aggregation)
+    return Response(image, mimetype=graphs.FORMATS[fmt][1])
