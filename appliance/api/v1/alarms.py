@@ -222,7 +222,18 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
     },
 }
 
-OPENAPI_PATHS: dict[str, Any] = {
+def _common_errors(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation needs a token (401); every body must be JSON (415)."""
+    for item in paths.values():
+        for method, op in item.items():
+            if method != "parameters":
+                op["responses"].setdefault("401", _ERR)
+                if method in ("post", "put", "patch"):
+                    op["responses"].setdefault("415", _ERR)
+    return paths
+
+
+OPENAPI_PATHS: dict[str, Any] = _common_errors({
     "/v1/alarm": {
         "get": {"summary": "List alarms", "tags": ["alarms"], "parameters": [
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1,
@@ -276,4 +287,4 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "responses": {"200": _ok("The state", _STATE), "400": _ERR, "403": _ERR,
                               "404": _ERR}},
     },
-}
+})
