@@ -166,6 +166,17 @@ def test_resource_page_shows_the_attribute_timeline(client, store):
     assert "This resource has no metrics yet." in page
 
 
+def test_pages_survive_rrdcached_being_down(client, store, rrdcached):
+    box = host("lonely-box")
+    seed(store, box, metrics=2)
+    metric = store.index.metrics(resource_id=box.id)[0]
+    rrdcached.kill()
+    assert client.get("/resources").status_code == 200
+    assert client.get(f"/resources/{box.id}").status_code == 200
+    chart = client.get(f"/ui/chart/{metric.id}.svg")
+    assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
+
+
 # --- health ---------------------------------------------------------------------------------
 
 

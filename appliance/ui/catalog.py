@@ -102,9 +102,12 @@ def current_value(store: Store, metric: Metric, now: float | None = None) -> flo
     """The newest known value at the metric's finest granularity (None if none is recent)."""
     policy = store.index.policy(metric.archive_policy_name)
     now = time.time() if now is None else now
-    points = store.measures.fetch(
-        metric, policy, "mean", policy.step, now - CURRENT_WINDOW, None
-    )
+    try:
+        points = store.measures.fetch(
+            metric, policy, "mean", policy.step, now - CURRENT_WINDOW, None
+        )
+    except OSError:  # rrdcached is restarting: the list still renders, without values
+        return None
     return points[-1][1] if points else None
 
 

@@ -8,6 +8,7 @@ Cumulative meters are stored as DERIVE, so the file already yields rates: their 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -132,7 +133,9 @@ def render(
     if not path.is_file():
         return Chart(placeholder("no data yet"), end - seconds, end,
                      granularity_for(policy, seconds), None)
-    measures.flush(metric.id)
+    # If rrdcached is restarting, draw what the file holds rather than nothing.
+    with contextlib.suppress(OSError):
+        measures.flush(metric.id)
     args, g = graph_args(path, metric, policy, range_key, end)
     out = rrdtool.graphv("-", *args)
     try:
