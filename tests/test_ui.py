@@ -148,6 +148,11 @@ def test_resource_list_searches_and_pages(client, store):
     store.index.ensure_resources([host("database-primary")])
     first = client.get("/resources?type=host").get_data(as_text=True)
     assert first.count("/resources/") >= 50 and 'rel="next"' in first
+    names = re.findall(r'>(node-\d\d)</a>', first)
+    assert names == sorted(names) and len(names) == 49  # by source key: database-primary first
+    second = client.get(re.search(r'href="([^"]+)" rel="next"', first).group(1).replace(
+        "&amp;", "&")).get_data(as_text=True)
+    assert re.findall(r'>(node-\d\d)</a>', second) == [f"node-{i}" for i in range(49, 60)]
     found = client.get("/resources?q=database").get_data(as_text=True)
     assert "database-primary" in found and "node-01" not in found
     nothing = client.get("/resources?q=%25_nomatch").get_data(as_text=True)

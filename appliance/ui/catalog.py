@@ -70,7 +70,8 @@ def search(
         )
         params = [like, like, like]
     rows = store.index.resources(
-        type_, where, params, sort=(("type", True), ("id", True)), limit=limit + 1, marker=marker
+        type_, where, params, sort=(("type", True), ("original_resource_id", True), ("id", True)),
+        limit=limit + 1, marker=marker,
     )
     more = len(rows) > limit
     rows = rows[:limit]
