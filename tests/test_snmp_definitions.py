@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from appliance.model import Kind
+from appliance.pollsters.snmp.client import Cell
 from appliance.pollsters.snmp.converters import CONVERTERS
 from appliance.pollsters.snmp.counters import CounterTracker
 from appliance.pollsters.snmp.definitions import (
@@ -17,6 +18,7 @@ from appliance.pollsters.snmp.definitions import (
     parse_oid,
     select,
 )
+from appliance.pollsters.snmp.walkplan import table_columns, unneeded_fallbacks
 
 NET_SNMP = "1.3.6.1.4.1.8072.3.2.10"
 
@@ -149,3 +151,23 @@ def test_forgotten_counters_start_afresh() -> None:
     tracker.unwrap("a", 50, 32)
     tracker.forget(set())
     assert tracker.unwrap("a", 40, 32) == 40
+
+
+def _cells(column: str, *indexes: int) -> dict[tuple[int, ...], dict[tuple[int, ...], Cell]]:
+    return {parse_oid(column): {(i,): Cell(1, 64) for i in indexes}}
+
+
+def test_fallback_columns_are_spared_only_when_every_row_has_the_preferred_one() -> None:
+    groups = [load_groups()["if-mib"]]
+    hc_in, in32 = "1.3.6.1.2.1.31.1.1.1.6", "1.3.6.1.2.1.2.2.1.10"
+    complete = _cells(hc_in, 1, 2) | _cells(in32, 1, 2)
+    assert parse_oid(in32) in unneeded_fallbacks(groups, complete)
+    partial = _cells(hc_in, 1) | _cells(in32, 1, 2)  # row 2 has no 64-bit counter
+    assert parse_oid(in32) not in unneeded_fallbacks(groups, partial)
+    # ifDescr is the fallback of `name` but the source of `descr`: never spared.
+    descr = parse_oid("1.3.6.1.2.1.2.2.1.2")
+    assert descr not in unneeded_fallbacks(
+        groups, complete | _cells("1.3.6.1.2.1.31.1.1.1.1", 1, 2)
+    )
+    walked = table_columns(groups, unneeded_fallbacks(groups, complete))
+    assert parse_oid(in32) not in walked[parse_oid("1.3.6.1.2.1.2.2.1")]

@@ -16,7 +16,7 @@ from appliance.config import parse
 from appliance.model import PollResult, Sample
 from appliance.pollsters.snmp import SnmpPollster, build
 from appliance.pollsters.snmp.definitions import load_groups
-from appliance.pollsters.snmp.engine import table_columns
+from appliance.pollsters.snmp.walkplan import table_columns
 from tests.snmp import recordings as rec
 from tests.snmp.agents import Simulator, free_udp_port, snmp_set, snmpsim, udp_proxy
 
@@ -83,6 +83,25 @@ def test_64_bit_counters_are_preferred_and_32_bit_used_without_them(sim: Simulat
     device = _values(result, "hardware.uptime", "snmp_device")["snmp://dev64"].resource
     assert iface.attributes["device_id"] == device.id
     assert device.attributes["descr"] == "Switch64 fw 1.0"
+
+
+def test_later_polls_skip_32_bit_columns_a_64_bit_device_does_not_need(sim: Simulator) -> None:
+    pollster = _pollster(
+        _target("dev64", sim.port, groups=["if-mib"]), _target("dev32", sim.port, groups=["if-mib"])
+    )
+    try:
+        first, second = _poll(pollster), _poll(pollster)
+    finally:
+        pollster.close()
+    reports = {r.target: r.detail for r in second.reports}
+    assert reports["dev64"]["columns_skipped"] >= 4  # ifIn/OutOctets, ifIn/OutUcastPkts...
+    assert reports["dev32"]["columns_skipped"] == 0  # it has nothing better
+    key = "snmp://dev64/if/3"
+    assert _values(second, "hardware.network.incoming.bytes")[key].value == (
+        _values(first, "hardware.network.incoming.bytes")[key].value
+    )
+    assert _values(second, "hardware.network.incoming.bytes")["snmp://dev32/if/3"].value == 3000
+    assert len(second.samples) == len(first.samples)
 
 
 def test_lm_sensors_rows_become_sensor_resources_like_hwmon(sim: Simulator) -> None:

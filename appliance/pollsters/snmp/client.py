@@ -10,21 +10,24 @@ the community or the v3 keys (they can appear in nothing but the request itself)
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pyasn1.type import univ
+from pysnmp.entity.rfc3413 import cmdgen
+from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
     SnmpEngine,
     UdpTransportTarget,
     UsmUserData,
-    bulk_cmd,
-    get_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as usm
+from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
 from pysnmp.proto import errind, rfc1902
+from pysnmp.proto.error import StatusInformation
 
 from appliance.config import SnmpTarget
 from appliance.pollsters.snmp.converters import Raw
@@ -34,6 +37,12 @@ from appliance.pollsters.snmp.definitions import Oid
 MAX_PDUS_PER_WALK = 10_000
 # Varbinds per GET request: a few dozen scalars fit every agent's message size.
 GET_CHUNK = 32
+# pysnmp's high-level get_cmd/bulk_cmd resolve every request OID through its MIB view
+# (a sixth of a poll's CPU, for numeric OIDs that need no resolving): requests go to the
+# command generators directly, with the same local configuration the high-level API makes.
+_GET = cmdgen.GetCommandGenerator()
+_BULK = cmdgen.BulkCommandGeneratorSingleRun()
+_NULL = rfc1902.Null("")
 
 _AUTH = {
     "none": usm.USM_AUTH_NONE,
@@ -134,6 +143,7 @@ class Session:
         self._transport = transport
         self._auth = auth
         self._context = ContextData(contextName=target.context)
+        self._target_name: str | None = None  # pysnmp's name for the configured target
         self.max_repetitions = max_repetitions
         self.stats = Stats()
 
@@ -141,28 +151,33 @@ class Session:
         """GET scalars (instance OIDs); absent ones are missing from the result."""
         out: dict[Oid, Cell] = {}
         for start in range(0, len(oids), GET_CHUNK):
-            chunk = [
-                (".".join(map(str, o)), rfc1902.Null()) for o in oids[start : start + GET_CHUNK]
-            ]
-            for name, value in await self._request(get_cmd, *chunk):
+            for name, value in await self._request(None, oids[start : start + GET_CHUNK]):
                 cell = to_cell(value)
                 if cell is not None:
                     out[tuple(name)] = cell
         return out
 
-    async def walk(self, columns: list[Oid]) -> dict[Oid, dict[Oid, Cell]]:
+    async def walk(
+        self, columns: list[Oid], expected_rows: int | None = None
+    ) -> dict[Oid, dict[Oid, Cell]]:
         """Walk several columns of one table together with GETBULK.
 
         Returns ``{column: {row index: cell}}``. One request carries every column still in
         the table, so a walk costs ceil(rows / max_repetitions) + 1 PDUs when the agent
         fills its responses. A column leaves the request once the agent answers beyond it.
+        ``expected_rows`` (the table's size last time) trims the first request to one
+        repetition past the table's end, instead of up to max-repetitions of rows beyond
+        it that would be decoded and thrown away.
         """
         rows: dict[Oid, dict[Oid, Cell]] = {c: {} for c in columns}
         cursor = dict.fromkeys(columns)  # column -> last OID read (None: not started)
         pdus = 0
         while cursor:
             asked = list(cursor)
-            varbinds = await self._bulk([cursor[c] or c for c in asked])
+            first = pdus == 0 and expected_rows is not None
+            varbinds = await self._bulk(
+                [cursor[c] or c for c in asked], expected_rows + 1 if first else None
+            )
             pdus += 1
             if not varbinds or pdus > MAX_PDUS_PER_WALK:
                 raise SnmpError(f"agent kept answering a walk of {asked[0]} (garbage?)")
@@ -186,24 +201,49 @@ class Session:
                 del cursor[column]
         return rows
 
-    async def _bulk(self, start: list[Oid]) -> list[tuple[Any, Any]]:
-        """One GETBULK; on tooBig or a timeout after the agent has answered, halve
-        max-repetitions and retry (the pollster keeps the value that worked)."""
-        varbinds = [(".".join(map(str, o)), rfc1902.Null()) for o in start]
+    async def _bulk(self, start: list[Oid], limit: int | None) -> list[tuple[Any, Any]]:
+        """One GETBULK of at most ``limit`` repetitions; on tooBig or a timeout after the
+        agent has answered, halve max-repetitions and retry (the pollster keeps the value
+        that worked)."""
         while True:
             try:
-                return await self._request(bulk_cmd, 0, self.max_repetitions, *varbinds)
+                repetitions = min(self.max_repetitions, limit or self.max_repetitions)
+                return await self._request(repetitions, start)
             except (_TooBig, Timeout):
                 if self.max_repetitions == 1 or not self.stats.answered:
                     raise
                 self.max_repetitions = max(1, self.max_repetitions // 2)
                 self.stats.backoffs += 1
 
-    async def _request(self, command: Any, *args: Any) -> list[tuple[Any, Any]]:
+    async def _request(self, repetitions: int | None, oids: list[Oid]) -> list[tuple[Any, Any]]:
+        """One request PDU: a GET, or a GETBULK with ``repetitions``; its varbinds back."""
         self.stats.pdus += 1
-        indication, status, index, varbinds = await command(
-            self._engine, self._auth, self._transport, self._context, *args, lookupMib=False
+        context = self._context.contextName
+        if self._target_name is None:
+            self._target_name, _ = LCD.configure(self._engine, self._auth, self._transport, context)
+        future: asyncio.Future[tuple[Any, Any, Any, Any]] = (
+            asyncio.get_running_loop().create_future()
         )
+
+        def done(
+            _e: Any, _h: Any, indication: Any, status: Any, index: Any, vbs: Any, _c: Any
+        ) -> None:
+            if not future.done():  # a poll cut off at its deadline cancelled it
+                future.set_result((indication, status, index, vbs))
+
+        varbinds = [(oid, _NULL) for oid in oids]
+        try:
+            if repetitions is None:
+                _GET.send_varbinds(self._engine, self._target_name, None, context, varbinds, done)
+            else:
+                _BULK.send_varbinds(
+                    self._engine, self._target_name, None, context, 0, repetitions, varbinds, done
+                )
+        except StatusInformation as exc:
+            raise _describe(exc.get("errorIndication"), self._target) from None
+        except PySnmpError as exc:
+            raise SnmpError(f"cannot send a request: {type(exc).__name__}") from None
+        indication, status, index, varbinds = await future
         if indication:
             raise _describe(indication, self._target)
         if status:
@@ -211,7 +251,7 @@ class Session:
                 raise _TooBig("agent answered tooBig")
             raise SnmpError(f"agent answered {status} at varbind {index}")
         self.stats.answered = True
-        return [(vb[0], vb[1]) for vb in varbinds]
+        return list(varbinds)
 
 
 class _TooBig(SnmpError):

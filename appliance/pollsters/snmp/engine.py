@@ -28,13 +28,19 @@ from appliance.pollsters.snmp.converters import text
 from appliance.pollsters.snmp.counters import CounterTracker
 from appliance.pollsters.snmp.definitions import Group, Oid, candidates_for, select
 from appliance.pollsters.snmp.metering import DEVICE_TYPE, Reading, measure
+from appliance.pollsters.snmp.walkplan import (
+    FULL_WALK_EVERY,
+    SYS_DESCR,
+    SYS_OBJECT_ID,
+    SYS_UPTIME,
+    scalar_oids,
+    table_columns,
+    unneeded_fallbacks,
+)
 
 log = logging.getLogger(__name__)
 
 SOURCE = "snmp"
-SYS_DESCR: Oid = (1, 3, 6, 1, 2, 1, 1, 1, 0)
-SYS_OBJECT_ID: Oid = (1, 3, 6, 1, 2, 1, 1, 2, 0)
-SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 
 
 @dataclass
@@ -44,6 +50,9 @@ class _TargetState:
     max_repetitions: int
     tracker: CounterTracker = field(default_factory=CounterTracker)
     rows: dict[str, Resource] = field(default_factory=dict)  # table-row resources by id
+    skip: frozenset[Oid] = frozenset()  # fallback columns this device did not need
+    table_rows: dict[Oid, int] = field(default_factory=dict)  # rows per table, last walk
+    polls: int = 0
     transport: UdpTransportTarget | None = None
 
 
@@ -157,15 +166,22 @@ class SnmpPollster(Pollster):
 
     async def _read(self, target: SnmpTarget, state: _TargetState, session: Session) -> PollResult:
         candidates = candidates_for(self._groups, target.groups)
-        reading = Reading(scalars=await session.get(_scalar_oids(candidates)))
+        reading = Reading(scalars=await session.get(scalar_oids(candidates)))
         groups = select(
             self._groups,
             target.groups,
             _text(reading, SYS_OBJECT_ID),
             _text(reading, SYS_DESCR),
         )
-        for columns in table_columns(groups).values():
-            reading.tables.update(await session.walk(columns))
+        full = state.polls % FULL_WALK_EVERY == 0
+        tables = table_columns(groups, frozenset() if full else state.skip)
+        for entry, columns in tables.items():
+            walked = await session.walk(columns, state.table_rows.get(entry))
+            state.table_rows[entry] = max(len(rows) for rows in walked.values())
+            reading.tables.update(walked)
+        if full:
+            state.skip = unneeded_fallbacks(groups, reading.tables)
+        state.polls += 1
 
         now = time.time()
         uptime = reading.scalars.get(SYS_UPTIME)
@@ -182,33 +198,13 @@ class SnmpPollster(Pollster):
 
         detail = _detail(session, state) | {
             "groups": [g.name for g in groups],
-            "tables": len(table_columns(groups)),
+            "tables": len(tables),
+            "columns_skipped": 0 if full else len(state.skip),
             "restarted": restarted,
             "ended": len(ended),
         }
         report = TargetReport(SOURCE, target.name, 0.0, 0.0, len(measured.samples), None, detail)
         return PollResult(measured.samples, measured.resources + ended, [report])
-
-
-def _scalar_oids(groups: list[Group]) -> list[Oid]:
-    """The system OIDs the engine needs, then every scalar the groups may read."""
-    oids = [SYS_DESCR, SYS_OBJECT_ID, SYS_UPTIME]
-    for group in groups:
-        device = group.spec.device
-        for spec in [*device.attributes.values(), *device.meters]:
-            oids.extend(spec.oids())
-    return list(dict.fromkeys(oids))
-
-
-def table_columns(groups: list[Group]) -> dict[Oid, list[Oid]]:
-    """Columns to walk, by table entry OID: one walk per table serves every meter of it."""
-    tables: dict[Oid, set[Oid]] = {}
-    for group in groups:
-        for table in group.spec.tables:
-            for spec in [*table.attributes.values(), *table.meters]:
-                for column in spec.oids():
-                    tables.setdefault(column[:-1], set()).add(column)
-    return {entry: sorted(columns) for entry, columns in sorted(tables.items())}
 
 
 def _text(reading: Reading, oid: Oid) -> str:

@@ -1,0 +1,161 @@
+"""One SNMP poll cycle of 50 simulated devices x 20 interfaces, vs. net-snmp's own tools.
+
+The devices are snmpsim recordings (the tests' generator: SNMPv2-MIB system, ifTable and
+ifXTable with 64-bit counters), one community per device, all on one snmpsim process.
+Our path: ``SnmpPollster.poll`` over every device (one GET of the system scalars, one
+multi-column GETBULK walk of ifTable and one of ifXTable per device, meters, samples).
+Baseline in the same run: the same reads with net-snmp, one ``snmpget`` and two
+``snmpbulkwalk -Cr<max-repetitions>`` per device, as many in parallel as the pollster's
+concurrency. CPU is this process's for the pollster and the children's for net-snmp;
+snmpsim's own CPU is in neither. The first cycle (imports, engine set-up) is not counted:
+the figures are the median of the following cycles, printed apart from the first.
+
+    .venv/bin/python benchmarks/snmp.py [--devices 50] [--interfaces 20] [--cycles 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
+
+from appliance.config import parse  # noqa: E402
+from appliance.pollsters.snmp import build  # noqa: E402
+from tests.snmp import recordings as rec  # noqa: E402  (the tests' recording generator)
+from tests.snmp.agents import snmpsim  # noqa: E402
+
+TARGET_CPU_SECONDS = 6.0
+MAX_REPETITIONS = 25
+CONCURRENCY = 16
+SYSTEM = [
+    "1.3.6.1.2.1.1.1.0",
+    "1.3.6.1.2.1.1.2.0",
+    "1.3.6.1.2.1.1.3.0",
+    "1.3.6.1.2.1.1.5.0",
+    "1.3.6.1.2.1.1.6.0",
+    "1.3.6.1.2.1.1.4.0",
+]
+TABLES = ["1.3.6.1.2.1.2.2", "1.3.6.1.2.1.31.1.1"]
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pollster_cycles(port: int, communities: list[str], cycles: int) -> list[dict[str, float]]:
+    targets = [
+        {
+            "name": c,
+            "host": "127.0.0.1",
+            "port": port,
+            "community": c,
+            "groups": ["system", "if-mib"],
+            "max_repetitions": MAX_REPETITIONS,
+            "timeout": 5,
+        }
+        for c in communities
+    ]
+    settings = parse({"pollsters": {"snmp": {"concurrency": CONCURRENCY, "targets": targets}}})
+    pollster = build(settings)
+    out = []
+    try:
+        for _ in range(cycles + 1):
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = pollster.poll(pollster.targets(), time.monotonic() + 120)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            failed = [r for r in result.reports if not r.ok]
+            if failed:
+                raise SystemExit(f"{len(failed)} targets failed: {failed[0].error}")
+            out.append(
+                {
+                    "wall": wall,
+                    "cpu": cpu,
+                    "pdus": sum(r.detail["pdus"] for r in result.reports),
+                    "samples": len(result.samples),
+                }
+            )
+    finally:
+        pollster.close()
+    return out
+
+
+def _netsnmp_device(port: int, community: str) -> int:
+    """The same reads with net-snmp; returns how many values came back."""
+    env = {**os.environ, "MIBS": ""}
+    agent = f"127.0.0.1:{port}"
+    common = ["-v2c", "-c", community, "-On", "-t", "5", "-r", "1"]
+    lines = 0
+    runs = [["snmpget", *common, agent, *SYSTEM]]
+    runs += [["snmpbulkwalk", *common, f"-Cr{MAX_REPETITIONS}", agent, t] for t in TABLES]
+    for cmd in runs:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        lines += done.stdout.count("\n")
+    return lines
+
+
+def netsnmp_cycles(port: int, communities: list[str], cycles: int) -> list[dict[str, float]]:
+    out = []
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        for _ in range(cycles + 1):
+            wall, cpu = time.perf_counter(), _children_cpu()
+            values = sum(pool.map(lambda c: _netsnmp_device(port, c), communities))
+            out.append(
+                {"wall": time.perf_counter() - wall, "cpu": _children_cpu() - cpu, "values": values}
+            )
+    return out[1:]
+
+
+def _median(rows: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=50)
+    parser.add_argument("--interfaces", type=int, default=20)
+    parser.add_argument("--cycles", type=int, default=3)
+    args = parser.parse_args()
+
+    communities = [f"bench{i:03d}" for i in range(args.devices)]
+    data = {
+        c: rec.render(rec.system(f"Switch {c}") + rec.interfaces(args.interfaces, hc=True))
+        for c in communities
+    }
+    with snmpsim(data, communities[0]) as sim:
+        first, *ours = pollster_cycles(sim.port, communities, args.cycles)
+        base = netsnmp_cycles(sim.port, communities, args.cycles)
+
+    cpu, base_cpu = _median(ours, "cpu"), _median(base, "cpu")
+    print(
+        f"SNMP poll cycle: {args.devices} devices x {args.interfaces} interfaces (snmpsim), "
+        f"max-repetitions {MAX_REPETITIONS}, concurrency {CONCURRENCY}, "
+        f"median of {args.cycles} cycles"
+    )
+    print(
+        f"  appliance pollster : wall {_median(ours, 'wall'):6.2f} s  CPU {cpu:6.2f} s  "
+        f"PDUs {_median(ours, 'pdus'):5.0f}  samples {_median(ours, 'samples'):.0f}"
+    )
+    print(
+        f"  net-snmp baseline  : wall {_median(base, 'wall'):6.2f} s  CPU {base_cpu:6.2f} s  "
+        f"values {_median(base, 'values'):.0f} (snmpget + 2 snmpbulkwalk per device)"
+    )
+    print(f"  CPU ratio pollster / net-snmp: {cpu / base_cpu:.2f}")
+    print(
+        f"  CPU per cycle {cpu:.2f} s vs target < {TARGET_CPU_SECONDS:.0f} s: "
+        f"{'OK' if cpu < TARGET_CPU_SECONDS else 'OVER'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
