@@ -19,6 +19,7 @@ from appliance.config import LibvirtSettings
 from appliance.model import Kind, PollResult, Resource, resource_id_for
 from appliance.pollsters.libvirt import LibvirtPollster
 from appliance.pollsters.libvirt.inspector import from_bulk
+from appliance.pollsters.libvirt.pollster import cpu_util
 
 SHUTOFF_EVERY = 4  # every 4th domain is defined but shut off
 INSTANCE_METERS = {"cpu", "vcpus", "memory", "power.state"}
@@ -152,15 +153,19 @@ def test_units_kinds_and_device_resources_follow_ceilometer(pollster):
 
 def test_cpu_util_comes_from_the_cpu_delta_between_polls(pollster):
     first = by_resource(poll(pollster))
-    time.sleep(0.2)
     second = by_resource(poll(pollster))
-    uid = domain_uuid(0)
-    assert "cpu_util" not in first[uid]
-    assert second[uid]["cpu"] > first[uid]["cpu"]
-    # The test driver's CPU time grows like one busy vCPU: the share of 1-4 vCPUs.
     for i in (0, 1, 2, 4, 5, 6):
-        util = second[domain_uuid(i)]["cpu_util"]
-        assert 0 < util <= 100.5
+        uid = domain_uuid(i)
+        assert "cpu_util" not in first[uid]
+        assert second[uid]["cpu"] > first[uid]["cpu"] and second[uid]["cpu_util"] > 0
+    assert "cpu_util" not in second[domain_uuid(3)]  # shut off: no CPU time at all
+
+
+def test_cpu_util_is_the_share_of_all_vcpus():
+    # 1.5 s of CPU over 1 s of wall time on 2 vCPUs: 75 %.
+    assert cpu_util((10_000_000_000, 100.0), 11_500_000_000, 101.0, 2) == 75.0
+    assert cpu_util(None, 11_500_000_000, 101.0, 2) is None  # first sight
+    assert cpu_util((10_000_000_000, 100.0), 5, 101.0, 2) is None  # restarted: counter reset
 
 
 def test_an_undefined_domain_ends_once(pollster):

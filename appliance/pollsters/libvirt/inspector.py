@@ -12,7 +12,9 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import libvirt
 
@@ -20,6 +22,7 @@ from appliance.pollsters.deadline import DeadlineRunner, Outcome
 from appliance.pollsters.libvirt.connection import Connection
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATE_NAMES = {
     libvirt.VIR_DOMAIN_NOSTATE: "nostate",
@@ -207,30 +210,36 @@ class LibvirtReader:
         self._runner = DeadlineRunner(workers, "libvirt-read")
         self._os_types: dict[str, str] = {}
         self._latency_supported = True  # blockStatsFlags; the test driver lacks it
+        # Whether getAllDomainStats carries counters here (QEMU) or only state (test driver);
+        # None until a bulk call has answered.
+        self._driver_fills_bulk: bool | None = None
 
     def forget(self, uuid: str) -> None:
         """Drop what is cached about a domain (it was redefined or undefined)."""
         self._os_types.pop(uuid, None)
 
     def read(self, deadline: float) -> ReadResult:
-        """Read all domains; raises :class:`Disconnected` or ``libvirtError`` for the bulk call."""
+        """Read all domains; raises :class:`Disconnected` or :class:`BulkReadError`."""
         conn = self._connection.get()
-        bulk_deadline = min(deadline, time.monotonic() + self._timeout)
-        # Keyed per connection: a bulk call hung on a dropped connection must not keep the
-        # re-opened one from being read.
-        key = f"bulk-{self._connection.opens}"
-        outcome = self._runner.run({key: lambda: self._bulk(conn)}, self._timeout,
-                                   bulk_deadline)[key]
-        if not outcome.ok:
-            if outcome.exc is None or not self._connection.alive():
-                self._connection.drop(f"bulk read failed: {outcome.error}")
-            raise BulkReadError(outcome.error or "bulk read failed")
-        records: list[tuple[libvirt.virDomain, dict]] = outcome.value  # type: ignore[assignment]
-        result = ReadResult(path="bulk", host=self._connection.hostname)
+        path = "bulk"
+        records = self._call(f"bulk-{self._connection.opens}", lambda: self._bulk(conn), deadline)
+        if records is None:
+            # The bulk call hangs: a domain's QEMU monitor does not answer (NOWAIT skips a
+            # domain only while another call holds its job, not the first call to a frozen
+            # monitor). Read domain by domain so the others are still measured, each under
+            # its own limit; while the bulk call stays stuck, later polls come here at once.
+            path = "per-domain (bulk call hung)"
+            listed = self._call(f"list-{self._connection.opens}", conn.listAllDomains, deadline)
+            if listed is None:
+                raise BulkReadError("libvirt does not answer: listing domains timed out")
+            records = [(dom, {}) for dom in listed]
+        result = ReadResult(path=path, host=self._connection.hostname)
         slow: dict[str, libvirt.virDomain] = {}
         for dom, record in records:
             uuid = dom.UUIDString()
             result.present.add(uuid)
+            if record:  # learn once whether this driver's bulk stats carry counters
+                self._driver_fills_bulk = self._driver_fills_bulk or _bulk_is_complete(record)
             if record and _bulk_is_complete(record):
                 inst = from_bulk(uuid, dom.name(), record)
                 inst.os_type = self._os_type(dom, uuid)
@@ -238,11 +247,30 @@ class LibvirtReader:
             else:
                 slow[uuid] = dom
         if slow:
-            result.path = "per-domain" if len(slow) == len(records) else "bulk+per-domain"
+            if path == "bulk":
+                result.path = "per-domain" if len(slow) == len(records) else "bulk+per-domain"
             self._read_each(slow, deadline, result)
         for uuid in set(self._os_types) - result.present:
             del self._os_types[uuid]
         return result
+
+    def _call(self, key: str, fn: Callable[[], T], deadline: float) -> T | None:
+        """One connection-wide call under the time limit; ``None`` if it hangs.
+
+        Keys carry the connection number: a call stuck on a dropped connection must not keep
+        the re-opened one from being read.
+        """
+        limit = min(deadline, time.monotonic() + self._timeout)
+        out = self._runner.run({key: fn}, self._timeout, limit)[key]
+        if out.ok:
+            return out.value
+        alive = self._connection.alive()
+        if not alive:
+            self._connection.drop(f"{key} failed: {out.error}")
+        if out.exc is not None or not alive:
+            raise BulkReadError(out.error or f"{key} failed")
+        log.warning("libvirt_call_hung call=%s error=%s", key, out.error)
+        return None
 
     def _bulk(self, conn: libvirt.virConnect) -> list[tuple[libvirt.virDomain, dict]]:
         try:
@@ -255,7 +283,7 @@ class LibvirtReader:
     def _read_each(
         self, doms: dict[str, libvirt.virDomain], deadline: float, result: ReadResult
     ) -> None:
-        calls = {uuid: (lambda d=dom, u=uuid: self.read_domain(d, u)) for uuid, dom in doms.items()}
+        calls = {uuid: (lambda d=dom, u=uuid: self._read_one(d, u)) for uuid, dom in doms.items()}
         outcomes: dict[str, Outcome[InstanceStats | None]] = self._runner.run(
             calls, self._timeout, deadline
         )
@@ -268,6 +296,20 @@ class LibvirtReader:
                 result.present.discard(uuid)  # undefined between list and read
                 continue
             result.failed[doms[uuid].name()] = out.error or "failed"
+
+    def _read_one(self, dom: libvirt.virDomain, uuid: str) -> InstanceStats:
+        """One domain through the bulk API if the driver fills it, else per-domain calls.
+
+        QEMU fills it: after a bulk call hangs on one frozen domain, the stats API for a
+        single other domain still answers at once, where blockStatsFlags was seen to hang.
+        """
+        if self._driver_fills_bulk is not False:
+            ((_, record),) = dom.connect().domainListGetStats([dom], BULK_GROUPS, BULK_FLAGS)
+            if _bulk_is_complete(record):
+                inst = from_bulk(uuid, dom.name(), record)
+                inst.os_type = self._os_type(dom, uuid)
+                return inst
+        return self.read_domain(dom, uuid)
 
     def describe(self, dom: libvirt.virDomain, uuid: str | None = None) -> InstanceStats:
         """Identity, state, size and CPU time of one domain: no device or memory counters."""
