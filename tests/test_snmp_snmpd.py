@@ -114,6 +114,7 @@ def test_bad_credentials_and_closed_port_are_clear_per_target_errors(agent: int)
         ),
         _v3("user", agent, user="nobody-here", auth_protocol="SHA", auth_key=AUTH_KEY, **fast),
         {"name": "closed", "host": "127.0.0.1", "port": free_udp_port(), **fast},
+        {"name": "nxdomain", "host": "no-such-host.invalid", **fast},
     )
     try:
         result = _poll(pollster)
@@ -125,6 +126,7 @@ def test_bad_credentials_and_closed_port_are_clear_per_target_errors(agent: int)
     assert "wrong v3 auth key" in errors["authkey"]
     assert "unknown v3 user" in errors["user"]
     assert "no response" in errors["closed"]
+    assert "cannot resolve no-such-host.invalid" in errors["nxdomain"]
     text = repr(result.reports)
     for secret in (COMMUNITY, "not-the-community-x", wrong, AUTH_KEY, PRIV_KEY):
         assert secret not in text

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
 
 from appliance.config import SnmpSettings, SnmpTarget
@@ -54,6 +55,7 @@ class _TargetState:
     table_rows: dict[Oid, int] = field(default_factory=dict)  # rows per table, last walk
     polls: int = 0
     transport: UdpTransportTarget | None = None
+    session: Session | None = None  # the current poll's, for its figures after a failure
 
 
 class SnmpPollster(Pollster):
@@ -80,7 +82,9 @@ class SnmpPollster(Pollster):
         return self._loop.run_until_complete(self._poll_all(targets, deadline))
 
     def close(self) -> None:
-        if self._loop.is_closed():
+        # A poll still running in the agent's worker thread owns the loop: leave it be,
+        # the process is on its way out.
+        if self._loop.is_closed() or self._loop.is_running():
             return
         for engine in self._engines.values():
             engine.close_dispatcher()
@@ -124,14 +128,13 @@ class SnmpPollster(Pollster):
         if target is None:
             return _failed(name, started_at, 0.0, f"unknown target {name!r}", {})
         state = self._state[name]
+        state.session = None
         async with bound:
-            session: Session | None = None
             try:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError
-                session = await self._session(target, state)
-                result = await asyncio.wait_for(self._read(target, state, session), remaining)
+                result = await asyncio.wait_for(self._read(target, state), remaining)
             except TimeoutError:
                 error = f"deadline exceeded after {time.monotonic() - t0:.1f}s"
             except SnmpError as exc:
@@ -144,18 +147,22 @@ class SnmpPollster(Pollster):
                 result.reports[0].duration = time.monotonic() - t0
                 return result
             finally:
-                if session is not None:
-                    state.max_repetitions = session.max_repetitions
+                if state.session is not None:
+                    state.max_repetitions = state.session.max_repetitions
         error = _scrub(error, target)
         log.warning("snmp target %s: %s", name, error)
-        detail = _detail(session, state)
+        detail = _detail(state.session, state)
         return _failed(name, started_at, time.monotonic() - t0, error, detail)
 
     async def _session(self, target: SnmpTarget, state: _TargetState) -> Session:
+        """This poll's session; the transport (its address resolved once) is kept."""
         if state.transport is None:
-            state.transport = await UdpTransportTarget.create(
-                (target.host, target.port), timeout=target.timeout, retries=target.retries
-            )
+            try:
+                state.transport = await UdpTransportTarget.create(
+                    (target.host, target.port), timeout=target.timeout, retries=target.retries
+                )
+            except PySnmpError:
+                raise SnmpError(f"cannot resolve {target.host}:{target.port}") from None
         return Session(
             self._engine_for(target),
             target,
@@ -164,7 +171,8 @@ class SnmpPollster(Pollster):
             state.max_repetitions,
         )
 
-    async def _read(self, target: SnmpTarget, state: _TargetState, session: Session) -> PollResult:
+    async def _read(self, target: SnmpTarget, state: _TargetState) -> PollResult:
+        session = state.session = await self._session(target, state)
         candidates = candidates_for(self._groups, target.groups)
         reading = Reading(scalars=await session.get(scalar_oids(candidates)))
         groups = select(
