@@ -251,7 +251,7 @@ class LibvirtReader:
                 result.path = "per-domain" if len(slow) == len(records) else "bulk+per-domain"
             self._read_each(slow, deadline, result)
         for uuid in set(self._os_types) - result.present:
-            del self._os_types[uuid]
+            self._os_types.pop(uuid, None)  # an event may have forgotten it meanwhile
         return result
 
     def _call(self, key: str, fn: Callable[[], T], deadline: float) -> T | None:
@@ -278,19 +278,19 @@ class LibvirtReader:
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
                 raise
+            self._driver_fills_bulk = False  # no stats API at all: per-domain calls only
             return [(dom, {}) for dom in conn.listAllDomains()]
 
     def _read_each(
         self, doms: dict[str, libvirt.virDomain], deadline: float, result: ReadResult
     ) -> None:
         calls = {uuid: (lambda d=dom, u=uuid: self._read_one(d, u)) for uuid, dom in doms.items()}
-        outcomes: dict[str, Outcome[InstanceStats | None]] = self._runner.run(
+        outcomes: dict[str, Outcome[InstanceStats]] = self._runner.run(
             calls, self._timeout, deadline
         )
         for uuid, out in outcomes.items():
-            if out.ok:
-                if out.value is not None:
-                    result.instances.append(out.value)
+            if out.ok and out.value is not None:
+                result.instances.append(out.value)
                 continue
             if _error_code(out.exc) == libvirt.VIR_ERR_NO_DOMAIN:
                 result.present.discard(uuid)  # undefined between list and read
