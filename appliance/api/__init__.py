@@ -24,6 +24,7 @@ V1_BLUEPRINTS = (
     "appliance.api.v1.archive_policies",
     "appliance.api.v1.batch",
     "appliance.api.v1.aggregates",
+    "appliance.api.openapi",
     "appliance.api.v1.alarms",
 )
 

@@ -15,7 +15,7 @@ from flask import Response
 
 from appliance.api import get_store, jsonio
 from appliance.api.errors import bad_param
-from appliance.api.params import parse_timestamp
+from appliance.api.params import MAX_TIMESTAMP, parse_timestamp
 from appliance.model import Metric
 
 #: At most this many rejected measures are listed one by one (all are counted).
@@ -36,10 +36,10 @@ class TimestampParser:
             raise bad_param(name, "must be an ISO 8601 string or epoch seconds")
         if isinstance(value, str):
             ts = parse_timestamp(name, value)
-        elif math.isfinite(value):
+        elif 0.0 <= value <= MAX_TIMESTAMP:
             ts = float(value)
         else:
-            raise bad_param(name, "must be finite")
+            raise bad_param(name, "must be epoch seconds between 1970 and 2100")
         self._seen[value] = ts
         return ts
 

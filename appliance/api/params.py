@@ -27,8 +27,19 @@ def iso(ts: float | None) -> str | None:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()
 
 
+#: Timestamps outside 1970..2100 are refused (RRD and graphs need a sane time_t).
+MAX_TIMESTAMP = 4102444800.0
+
+
 def parse_timestamp(name: str, value: str) -> float:
     """ISO 8601 (naive means UTC), epoch seconds, or ``-N <unit>`` relative to now."""
+    ts = _timestamp(name, value)
+    if not 0.0 <= ts <= MAX_TIMESTAMP:
+        raise bad_param(name, f"{value!r} is outside 1970..2100")
+    return ts
+
+
+def _timestamp(name: str, value: str) -> float:
     text = value.strip()
     try:
         number = float(text)
@@ -45,7 +56,7 @@ def parse_timestamp(name: str, value: str) -> float:
             pass
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise bad_param(name, f"{value!r} is not an ISO 8601 or epoch timestamp") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)

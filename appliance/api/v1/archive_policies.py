@@ -20,7 +20,8 @@ from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, make_pol
 bp = Blueprint("archive_policies", __name__)
 
 #: Bounds a policy's RRD file (8 bytes per point per aggregation method).
-MAX_POINTS = 10_000_000
+MAX_POINTS = 1_000_000
+MAX_GRANULARITY = 366 * 86400
 NAME_MAX = 255
 
 
@@ -43,8 +44,8 @@ def _definition(items: Any) -> list[tuple[int, int]]:
         if unknown:
             raise bad_param(f"{name}.{sorted(unknown)[0]}", "is not a definition field")
         granularity = parse_duration(f"{name}.granularity", item["granularity"])
-        if granularity != int(granularity):
-            raise bad_param(f"{name}.granularity", "must be a whole number of seconds")
+        if granularity != int(granularity) or granularity > MAX_GRANULARITY:
+            raise bad_param(f"{name}.granularity", "must be whole seconds, at most a year")
         points = item.get("points")
         if points is not None:
             try:
