@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +173,65 @@ def test_a_walk_costs_at_most_one_pdu_per_max_repetitions_rows(agent: int) -> No
     assert storage_rows > 4
     walks = (math.ceil(storage_rows / 2) + 1) + (math.ceil(processor_rows / 2) + 1)
     assert report.detail["pdus"] <= 1 + walks
+
+
+def test_target_with_a_longer_interval_sits_out_the_cycles_between(agent: int) -> None:
+    pollster = _pollster(
+        {
+            "name": "every",
+            "host": "127.0.0.1",
+            "port": agent,
+            "community": COMMUNITY,
+            "groups": ["system"],
+        },
+        {
+            "name": "hourly",
+            "host": "127.0.0.1",
+            "port": agent,
+            "community": COMMUNITY,
+            "groups": ["system"],
+            "interval": 3600,
+        },
+    )
+    try:
+        first, second = _poll(pollster), _poll(pollster)
+    finally:
+        pollster.close()
+    assert {r.target for r in first.reports} == {"every", "hourly"}
+    assert {r.target for r in second.reports} == {"every"}
+
+
+def test_site_definitions_dir_adds_groups(agent: int, tmp_path: Path) -> None:
+    (tmp_path / "site.yaml").write_text(
+        "group: site-contact\n"
+        "device:\n"
+        "  attributes: {owner: {oid: 1.3.6.1.2.1.1.4.0}}\n"
+        "  meters: [{name: site.uptime.ticks, unit: tick, kind: gauge, oid: 1.3.6.1.2.1.1.3.0}]\n"
+    )
+    settings = parse(
+        {
+            "pollsters": {
+                "snmp": {
+                    "definitions_dir": str(tmp_path),
+                    "targets": [
+                        {
+                            "name": "t",
+                            "host": "127.0.0.1",
+                            "port": agent,
+                            "community": COMMUNITY,
+                            "groups": ["site-contact"],
+                        }
+                    ],
+                }
+            }
+        }
+    )
+    pollster = build(settings)
+    try:
+        result = _poll(pollster)
+    finally:
+        pollster.close()
+    assert result.reports[0].ok, result.reports[0].error
+    (sample,) = result.samples
+    assert sample.metric_name == "site.uptime.ticks" and sample.value > 0
+    assert sample.resource.attributes == {"owner": "ops@example.net"}

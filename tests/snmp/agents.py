@@ -64,6 +64,7 @@ def snmpd(workdir: Path, community: str, v3_users: list[str]) -> Iterator[int]:
         f"agentAddress udp:127.0.0.1:{port}",
         f"rocommunity {community} 127.0.0.1",
         "includeAllDisks 10%",
+        "sysContact ops@example.net",
     ]
     for user in v3_users:
         name, *rest = user.split()

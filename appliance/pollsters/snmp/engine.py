@@ -54,6 +54,7 @@ class _TargetState:
     skip: frozenset[Oid] = frozenset()  # fallback columns this device did not need
     table_rows: dict[Oid, int] = field(default_factory=dict)  # rows per table, last walk
     polls: int = 0
+    last_started: float | None = None  # monotonic; for targets with their own interval
     transport: UdpTransportTarget | None = None
     session: Session | None = None  # the current poll's, for its figures after a failure
 
@@ -79,7 +80,26 @@ class SnmpPollster(Pollster):
         return list(self._targets)
 
     def poll(self, targets: Sequence[str], deadline: float) -> PollResult:
-        return self._loop.run_until_complete(self._poll_all(targets, deadline))
+        """Poll the targets that are due (see :meth:`_due`) and report each of them."""
+        now = time.monotonic()
+        due = [name for name in targets if self._due(name, now)]
+        return self._loop.run_until_complete(self._poll_all(due, deadline))
+
+    def _due(self, name: str, now: float) -> bool:
+        """A target with its own, longer ``interval`` sits out the cycles in between.
+
+        The agent runs one cycle per ``pollsters.snmp.interval``; half a cycle of slack
+        makes a 300 s target of a 60 s source run every 5th cycle, not every 6th.
+        """
+        target, state = self._targets.get(name), self._state.get(name)
+        if target is None or state is None or target.interval is None:
+            return True
+        if state.last_started is not None and (
+            now - state.last_started < target.interval - self._settings.interval / 2
+        ):
+            return False
+        state.last_started = now
+        return True
 
     def close(self) -> None:
         # A poll still running in the agent's worker thread owns the loop: leave it be,
