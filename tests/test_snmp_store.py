@@ -9,6 +9,7 @@ values, resources and kinds are what the pollster produced.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 
@@ -88,3 +89,59 @@ def test_wrap_and_restart_give_no_spike_in_stored_rates(sim: Simulator, store) -
     assert t0 + 300 not in rates  # the restart: unknown, not a spike
     assert rates[t0 + 360] == pytest.approx(1000)
     assert max(rates.values()) == pytest.approx(1000)
+
+
+def _mapping(value: str | dict) -> dict:
+    """Index rows hold JSON text; some accessors have decoded it already."""
+    return value if isinstance(value, dict) else json.loads(value)
+
+
+@pytest.fixture
+def switch() -> Iterator[Simulator]:
+    device = rec.system("Switch fw 1.0") + rec.interfaces(3, hc=True)
+    with snmpsim({"switch": rec.render(device)}, "switch") as agent:
+        yield agent
+
+
+def test_firmware_upgrade_and_vanished_interface_become_history(switch: Simulator, store) -> None:
+    settings = parse(
+        {
+            "pollsters": {
+                "snmp": {
+                    "targets": [
+                        {
+                            "name": "sw",
+                            "host": "127.0.0.1",
+                            "port": switch.port,
+                            "community": "switch",
+                            "groups": ["system", "if-mib"],
+                        }
+                    ]
+                }
+            }
+        }
+    )
+    pollster = build(settings)
+    try:
+        first = pollster.poll(["sw"], time.monotonic() + 20)
+        store.write(first)
+        upgraded = rec.system("Switch fw 2.0") + rec.interfaces(2, hc=True)
+        switch.rewrite("switch", rec.render(upgraded))
+        second = pollster.poll(["sw"], time.monotonic() + 20)
+        assert not store.write(second).rejected
+        store.index.record_reports(second.reports)
+    finally:
+        pollster.close()
+    device = next(s.resource for s in first.samples if s.resource.type == "snmp_device")
+    revisions = [_mapping(h["attributes"])["descr"] for h in store.index.history(device.id)]
+    assert revisions == ["Switch fw 1.0", "Switch fw 2.0"]
+    gone = next(
+        s.resource for s in first.samples if s.resource.original_resource_id == "snmp://sw/if/3"
+    )
+    assert store.index.resource(gone.id)["ended_at"] is not None
+    kept = next(
+        s.resource for s in first.samples if s.resource.original_resource_id == "snmp://sw/if/2"
+    )
+    assert store.index.resource(kept.id)["ended_at"] is None
+    (status,) = [s for s in store.index.source_status() if s["target"] == "sw"]
+    assert _mapping(status["detail"])["pdus"] >= 3
