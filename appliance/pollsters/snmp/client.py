@@ -11,7 +11,7 @@ the community or the v3 keys (they can appear in nothing but the request itself)
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from pyasn1.type import univ
@@ -93,7 +93,7 @@ class Stats:
 
     pdus: int = 0
     backoffs: int = 0
-    answered: bool = field(default=False)
+    answered: bool = False  # the agent answered at least one request of this poll
 
 
 def to_cell(value: Any) -> Cell | None:
@@ -115,7 +115,8 @@ def to_cell(value: Any) -> Cell | None:
 
 
 def auth_data(target: SnmpTarget) -> CommunityData | UsmUserData:
-    """pysnmp credentials for a target (the secrets leave their ``SecretStr`` only here)."""
+    """pysnmp credentials for a target (secrets leave their ``SecretStr`` only here and in
+    the pollster's engine key)."""
     if target.version == "2c":
         return CommunityData(target.community.get_secret_value(), mpModel=1)
     return UsmUserData(
@@ -179,8 +180,10 @@ class Session:
                 [cursor[c] or c for c in asked], expected_rows + 1 if first else None
             )
             pdus += 1
-            if not varbinds or pdus > MAX_PDUS_PER_WALK:
-                raise SnmpError(f"agent kept answering a walk of {asked[0]} (garbage?)")
+            if not varbinds:
+                raise SnmpError(f"agent sent an empty GETBULK response in {_dotted(asked[0])}")
+            if pdus > MAX_PDUS_PER_WALK:
+                raise SnmpError(f"walk of {_dotted(asked[0])} exceeded {MAX_PDUS_PER_WALK} PDUs")
             done: set[Oid] = set()
             width = len(asked)
             for i, (name, value) in enumerate(varbinds):

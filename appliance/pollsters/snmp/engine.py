@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
@@ -60,7 +61,8 @@ class _TargetState:
 
 
 class SnmpPollster(Pollster):
-    """Reads the configured SNMP targets with one asyncio loop and one SNMP engine."""
+    """Reads the configured SNMP targets with one asyncio loop, kept for its lifetime, and
+    its SNMP engines (one for all v2c targets, one per v3 credential set)."""
 
     source = SOURCE
 
@@ -240,7 +242,7 @@ def _text(reading: Reading, oid: Oid) -> str:
     return "" if cell is None else text(cell.value)
 
 
-def _detail(session: Session | None, state: _TargetState) -> dict[str, int]:
+def _detail(session: Session | None, state: _TargetState) -> dict[str, Any]:
     if session is None:
         return {"pdus": 0, "backoffs": 0, "max_repetitions": state.max_repetitions}
     return {
@@ -251,7 +253,7 @@ def _detail(session: Session | None, state: _TargetState) -> dict[str, int]:
 
 
 def _failed(
-    name: str, started_at: float, duration: float, error: str, detail: dict[str, int]
+    name: str, started_at: float, duration: float, error: str, detail: dict[str, Any]
 ) -> PollResult:
     return PollResult(reports=[TargetReport(SOURCE, name, started_at, duration, 0, error, detail)])
 

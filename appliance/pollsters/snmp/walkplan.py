@@ -47,10 +47,9 @@ def unneeded_fallbacks(groups: list[Group], tables: dict[Oid, dict[Oid, Cell]]) 
     spare: set[Oid] = set()
     for group in groups:
         for table in group.spec.tables:
-            specs: list[ValueSpec] = [*table.meters]
-            rows: set[Oid] = set()
-            for spec in specs:
-                for oid in spec.oids():
+            rows: set[Oid] = set()  # every row the table's meters saw
+            for meter in table.meters:
+                for oid in meter.oids():
                     rows.update(tables.get(oid, {}))
             for spec in [*table.attributes.values(), *table.meters]:
                 sources = [s.oid for s in spec.oid or ()]
