@@ -191,15 +191,19 @@ def test_32_bit_wrap_continues_and_restart_resets(sim: Simulator) -> None:
         pollster.close()
 
 
-def test_slow_and_dead_agents_do_not_delay_the_others(sim: Simulator) -> None:
+def test_slow_dead_and_garbling_agents_do_not_delay_the_others(sim: Simulator) -> None:
     """The slow agent answers every request, 1 s late: its dozen requests cannot finish
-    within the 6 s deadline. The dead one never answers. Both are reported; the healthy
-    ones finish with data in the same poll."""
-    with udp_proxy(sim.port, delay=1.0) as slow_port:
+    within the 6 s deadline. The dead one never answers; the garbling one answers bytes
+    that are not SNMP. All are reported; the healthy ones finish with data in the same poll."""
+    with (
+        udp_proxy(sim.port, delay=1.0) as slow_port,
+        udp_proxy(sim.port, garble=True) as garbling_port,
+    ):
         pollster = _pollster(
             _target("dev64", sim.port),
             _target("slow", slow_port, community="dev64", timeout=3),
             _target("dead", free_udp_port(), community="dev64", timeout=1, retries=0),
+            _target("garbage", garbling_port, community="dev64", timeout=1, retries=0),
             _target("sensors", sim.port),
         )
         try:
@@ -213,6 +217,7 @@ def test_slow_and_dead_agents_do_not_delay_the_others(sim: Simulator) -> None:
     assert reports["slow"].error is not None and "deadline exceeded" in reports["slow"].error
     assert reports["slow"].detail["pdus"] >= 1
     assert reports["dead"].error is not None and "no response" in reports["dead"].error
+    assert reports["garbage"].error is not None and "no response" in reports["garbage"].error
     assert {s.resource.original_resource_id.split("/")[2] for s in result.samples} == {
         "dev64",
         "sensors",

@@ -155,11 +155,15 @@ def snmpsim(data: dict[str, str], probe_community: str) -> Iterator[Simulator]:
 
 @contextmanager
 def udp_proxy(
-    upstream_port: int, delay: float = 0.0, max_reply_bytes: int | None = None
+    upstream_port: int,
+    delay: float = 0.0,
+    max_reply_bytes: int | None = None,
+    garble: bool = False,
 ) -> Iterator[int]:
     """A UDP relay in front of an agent: holds every reply for ``delay`` seconds (a slow
-    agent) and drops replies over ``max_reply_bytes`` (a path that loses large datagrams,
-    the usual reason big GETBULK responses never arrive).
+    agent), drops replies over ``max_reply_bytes`` (a path that loses large datagrams,
+    the usual reason big GETBULK responses never arrive), or with ``garble`` flips every
+    byte of each reply after the first (an agent that answers garbage).
 
     One thread per request keeps the relay itself from serialising the delays.
     """
@@ -177,6 +181,8 @@ def udp_proxy(
             except TimeoutError:
                 return
             too_big = max_reply_bytes is not None and len(reply) > max_reply_bytes
+            if garble:
+                reply = reply[:1] + bytes(b ^ 0xFF for b in reply[1:])
             if not stop.wait(delay) and not too_big:
                 front.sendto(reply, client)
 
