@@ -81,7 +81,7 @@ variable "appliance_wheel" {
 variable "appliance_wheelhouse" {
   type        = string
   default     = ""
-  description = "Host directory with wheels of every dependency, so the guest needs no PyPI access."
+  description = "Tar archive (on this host) of wheels of every dependency, so the guest needs no PyPI access."
 }
 
 variable "appliance_version" {

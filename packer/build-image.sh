@@ -128,6 +128,8 @@ fi
 step "wheelhouse"
 "$VENV_BIN/python" -m pip wheel -q -w "$work/wheelhouse" .
 wheel=$(ls "$work"/wheelhouse/appliance-*.whl)
+# One archive of plain files (no "." entry): the role unpacks it in a single transfer.
+(cd "$work/wheelhouse" && tar -cf "$work/wheelhouse.tar" -- *.whl)
 
 step "packer build (accelerator $ACCEL)"
 t_packer=$SECONDS
@@ -138,7 +140,7 @@ PATH=$VENV_BIN:$PATH packer build -force \
   -var ssh_private_key_file="$key" \
   -var ssh_authorized_key="$authorized" \
   -var appliance_wheel="$wheel" \
-  -var appliance_wheelhouse="$work/wheelhouse" \
+  -var appliance_wheelhouse="$work/wheelhouse.tar" \
   -var output_directory="$OUT/image" \
   packer/appliance.pkr.hcl
 t_packer=$((SECONDS - t_packer))

@@ -61,7 +61,10 @@ echo "test-image: /v1/status after $boot_seconds s: $status"
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$api_port/v1/status")
 [ "$code" = 401 ] || { echo "test-image: /v1/status without a token gave $code, not 401" >&2; exit 1; }
 
-page=$(curl -fsS -m 10 -H "Authorization: Bearer $token" "http://127.0.0.1:$api_port/")
+# The status page signs in with the same token (a session cookie), then serves the overview.
+curl -fsS -m 10 -c "$work/cookies" -o /dev/null --data-urlencode "token=$token" \
+  "http://127.0.0.1:$api_port/login"
+page=$(curl -fsS -m 30 -b "$work/cookies" "http://127.0.0.1:$api_port/")
 grep -qi '<html' <<<"$page" || { echo "test-image: the status page is not HTML" >&2; exit 1; }
 echo "test-image: status page served ($(wc -c <<<"$page") bytes)"
 
