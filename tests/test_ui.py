@@ -117,12 +117,34 @@ def test_chart_draws_the_metric_at_the_ranges_granularity(client, store):
     assert hour.data.startswith(b"<?xml") and b"<svg" in hour.data[:300]
     assert hour.headers["X-Chart-Granularity"] == "60"
     assert float(hour.headers["X-Chart-Last"]) == 540.0  # the newest point seeded
+    # Ten minutes of data: the chart narrows to the metric's life (30 points at least).
+    assert int(hour.headers["X-Chart-End"]) - int(hour.headers["X-Chart-Start"]) == 1800
+    day = client.get(f"/ui/chart/{metric.id}.svg?range=1d")
+    assert day.headers["X-Chart-Range"] == "1d" and day.headers["X-Chart-Granularity"] == "60"
+    assert int(day.headers["X-Chart-End"]) - int(day.headers["X-Chart-Start"]) == 1800
     year = client.get(f"/ui/chart/{metric.id}.svg?range=1y")
     assert year.headers["X-Chart-Granularity"] == "3600"
-    assert int(year.headers["X-Chart-End"]) - int(year.headers["X-Chart-Start"]) == 365 * 86400
     assert client.get(f"/ui/chart/{metric.id}.svg?range=5y").status_code == 400
     zipped = client.get(f"/ui/chart/{metric.id}.svg", headers={"Accept-Encoding": "gzip"})
     assert zipped.headers["Content-Encoding"] == "gzip"
+
+
+@pytest.mark.parametrize("policy", ["high", "medium"])
+def test_the_newest_measure_is_on_the_chart(client, store, policy):
+    # Measures are stored one step after their timestamp: the chart must still reach them.
+    box = host(f"fresh-{policy}")
+    store.index.ensure_resources([box])
+    metric = store.index.create_metric("hardware.cpu.util", "%", box.id, policy)
+    step = store.index.policy(policy).step
+    now = int(time.time()) // step * step
+    # A minute of 1 s points (rrdtool draws seconds per pixel), or three 1 min points.
+    values = [30.0] * 60 if step == 1 else [10.0, 20.0, 30.0]
+    store.write_measures([(metric, [(now - step * (len(values) - 1 - i), v)
+                                    for i, v in enumerate(values)])])
+    chart = client.get(f"/ui/chart/{metric.id}.svg?range=1h")
+    assert float(chart.headers["X-Chart-Last"]) == 30.0
+    listing = client.get(f"/resources?q=fresh-{policy}").get_data(as_text=True)
+    assert "30 %" in listing
 
 
 def test_counters_are_shown_as_rates(client, store):
@@ -282,6 +304,16 @@ def test_ranges_use_the_finest_covering_granularity():
     assert charts.granularity_for(medium, 3600) == 60
     assert charts.granularity_for(medium, 365 * 86400) == 3600
     assert charts.granularity_for(low, 365 * 86400) == 300  # the longest it keeps
+
+
+def test_a_young_metrics_chart_narrows_to_its_life():
+    end = 1_800_000_000
+    assert charts.window("1h", 60, end, end - 7200) == (end - 3600, "last 1 hour at 1 min")
+    assert charts.window("1h", 1, end, end - 20) == (
+        end - 300, "last 5 min (new metric) at 1 s")
+    assert charts.window("1d", 60, end, end - 7200) == (
+        end - 7260, "last 2 h 1 min (new metric) at 1 min")
+    assert charts.window("1y", 3600, end, end - 400 * 86400)[0] == end - 365 * 86400
 
 
 def test_formatting():

@@ -19,7 +19,8 @@ import rrdtool
 
 from appliance.model import Kind, Metric
 from appliance.storage.measures import DS_NAME, Measures
-from appliance.storage.policy import ArchivePolicy
+from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.ui.formatting import span
 
 #: The time-range selector: key -> (label, seconds).
 RANGES: dict[str, tuple[str, int]] = {
@@ -29,6 +30,9 @@ RANGES: dict[str, tuple[str, int]] = {
     "1y": ("1 year", 365 * 86400),
 }
 DEFAULT_RANGE = "1h"
+#: A young metric's chart covers at least this many seconds, and this many points.
+MIN_WINDOW = 300
+MIN_POINTS = 30
 WIDTH, HEIGHT = 640, 220
 LINE, BAND = "#2563EB", "#2563EB2E"
 #: A light, quiet frame that matches the page's CSS.
@@ -81,21 +85,41 @@ def _text(value: str) -> str:
     return value.replace("\\", "\\\\").replace(":", "\\:").replace("%", "%%")
 
 
-def graph_args(
-    path: Path, metric: Metric, policy: ArchivePolicy, range_key: str, end: int
-) -> tuple[list[str], int]:
-    """The ``rrdtool graph`` arguments for one metric over one range, and the granularity."""
+def aggregation_for(policy: ArchivePolicy) -> str:
+    """The line a chart draws: the mean when the policy keeps it, else what it keeps."""
+    return "mean" if "mean" in policy.aggregation_methods else policy.aggregation_methods[0]
+
+
+def window(range_key: str, g: int, end: int, first: float) -> tuple[int, str]:
+    """Where the chart starts, and its legend, given the oldest point in the range.
+
+    A young metric's chart is narrowed to its own life (but not below :data:`MIN_POINTS`
+    points), so a fresh appliance shows lines within a minute rather than a few pixels at
+    the right edge of an empty hour.
+    """
     label, seconds = RANGES[range_key]
-    g = granularity_for(policy, seconds)
+    start = end - seconds
+    narrowest = end - min(seconds, max(MIN_WINDOW, MIN_POINTS * g))
+    young = min(int(first) - g, narrowest)
+    if young > start:
+        return young, f"last {span(end - young)} (new metric) at {step_label(g)}"
+    return start, f"last {label} at {step_label(g)}"
+
+
+def graph_args(
+    path: Path, metric: Metric, policy: ArchivePolicy, g: int, start: int, end: int, legend: str
+) -> list[str]:
+    """The ``rrdtool graph`` arguments for one metric between ``start`` and ``end``."""
     rrd = str(path).replace(":", "\\:")
     unit = display_unit(metric)
+    cf = CF_FOR_AGGREGATION[aggregation_for(policy)]
     args = [
-        "--imgformat", "SVG", "--start", str(end - seconds), "--end", str(end),
+        "--imgformat", "SVG", "--start", str(start), "--end", str(end),
         "--width", str(WIDTH), "--height", str(HEIGHT), "--step", str(g),
         "--vertical-label", unit or " ", *STYLE,
-        f"DEF:mean={rrd}:{DS_NAME}:AVERAGE:step={g}",
+        f"DEF:line={rrd}:{DS_NAME}:{cf}:step={g}",
     ]
-    # Below the finest step min = max = mean: a band would only add noise.
+    # Below the finest step min = max = the line: a band would only add noise.
     if {"min", "max"} <= set(policy.aggregation_methods) and g > policy.step:
         args += [
             f"DEF:lo={rrd}:{DS_NAME}:MIN:step={g}",
@@ -106,17 +130,17 @@ def graph_args(
         ]
     u = _text(unit)
     args += [
-        f"LINE1.5:mean{LINE}:mean",
-        "VDEF:last=mean,LAST",
-        "VDEF:low=mean,MINIMUM",
-        "VDEF:high=mean,MAXIMUM",
+        f"LINE1.5:line{LINE}:{aggregation_for(policy)}",
+        "VDEF:last=line,LAST",
+        "VDEF:low=line,MINIMUM",
+        "VDEF:high=line,MAXIMUM",
         f"GPRINT:last:now %.3lg %s{u}",
         f"GPRINT:low:min %.3lg %s{u}",
         f"GPRINT:high:max %.3lg %s{u}",
-        f"COMMENT:{_text(f'{label} at {step_label(g)}')}\\r",
+        f"COMMENT:{_text(legend)}\\r",
         "PRINT:last:%lf",
     ]
-    return args, g
+    return args
 
 
 def render(
@@ -126,26 +150,32 @@ def render(
     range_key: str,
     now: float | None = None,
 ) -> Chart:
-    """Flush the metric out of rrdcached and draw it; a placeholder when it has no file yet."""
+    """Flush the metric out of rrdcached and draw it; a placeholder when there is no data."""
     end = int(time.time() if now is None else now)
-    seconds = RANGES[range_key][1]
+    label, seconds = RANGES[range_key]
+    g = granularity_for(policy, seconds)
     path = measures.path(metric.id)
-    if not path.is_file():
-        return Chart(placeholder("no data yet"), end - seconds, end,
-                     granularity_for(policy, seconds), None)
-    # If rrdcached is restarting, draw what the file holds rather than nothing.
-    with contextlib.suppress(OSError):
-        measures.flush(metric.id)
-    args, g = graph_args(path, metric, policy, range_key, end)
-    out = rrdtool.graphv("-", *args)
+    points: list[tuple[int, float]] = []
+    if path.is_file():
+        # If rrdcached is restarting, draw what the file holds rather than nothing.
+        with contextlib.suppress(OSError):
+            measures.flush(metric.id)
+        points = measures.fetch(
+            metric, policy, aggregation_for(policy), g, end - seconds, None, flush=False
+        )
+    if not points:
+        return Chart(placeholder(f"no data in the last {label}"), end - seconds, end, g, None)
+    # The store writes a measure one step after its timestamp (Gnocchi's bucket-start
+    # labels), so the newest bucket ends up to a step past now: the chart must reach it, or
+    # rrdtool reads the range as all unknown.
+    end = max(end, rrdtool.last(str(path)))
+    start, legend = window(range_key, g, end, points[0][0])
+    out = rrdtool.graphv("-", *graph_args(path, metric, policy, g, start, end, legend))
     try:
-        last = float(out.get("print[0]", "nan"))
+        last: float | None = float(out.get("print[0]", "nan"))
     except ValueError:
-        last = math.nan
-    if math.isnan(last):  # nothing known in the range: say so rather than draw empty axes
-        return Chart(placeholder(f"no data in the last {RANGES[range_key][0]}"),
-                     end - seconds, end, g, None)
-    return Chart(out["image"], end - seconds, end, g, last)
+        last = None
+    return Chart(out["image"], start, end, g, None if last is None or math.isnan(last) else last)
 
 
 def placeholder(message: str) -> bytes:

@@ -122,8 +122,9 @@ def chart(metric_id: str):
         metric = store.index.metric(metric_id)
     except NotFound:
         abort(404, "No such metric.")
+    range_key = _range()
     drawn = charts.render(
-        store.measures, metric, store.index.policy(metric.archive_policy_name), _range()
+        store.measures, metric, store.index.policy(metric.archive_policy_name), range_key
     )
     body = drawn.svg
     response = Response(body, mimetype="image/svg+xml")
@@ -133,6 +134,7 @@ def chart(metric_id: str):
         response.headers["Vary"] = "Accept-Encoding"
     response.headers.update({
         "Cache-Control": "no-store",  # a chart is cheap and must show the newest points
+        "X-Chart-Range": range_key,
         "X-Chart-Start": str(drawn.start),
         "X-Chart-End": str(drawn.end),
         "X-Chart-Granularity": str(drawn.granularity),
