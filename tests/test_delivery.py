@@ -94,7 +94,7 @@ def test_unit_has_the_promised_hardening() -> None:
 
 
 @pytest.mark.skipif(not shutil.which("packer"), reason="packer not installed (apt packer)")
-def test_packer_template_validates() -> None:
+def test_packer_template_validates(tmp_path: Path) -> None:
     # Only appliance.pkr.hcl: plugins.pkr.hcl holds the required_plugins block that
     # Debian's Packer 1.6.6 rejects and current Packer needs for `packer init`.
     result = run(
@@ -104,6 +104,8 @@ def test_packer_template_validates() -> None:
         "base_image=packer/output/base.qcow2",
         "-var",
         "accelerator=tcg",
+        "-var",
+        f"output_directory={tmp_path / 'out'}",  # must not exist yet, says the qemu builder
         "packer/appliance.pkr.hcl",
     )
     assert result.returncode == 0, result.stdout + result.stderr
