@@ -70,7 +70,9 @@ def test_every_page_renders_on_an_empty_appliance(client):
     assert "supervisord is not running" in page
     assert "No resources yet" in client.get("/resources").get_data(as_text=True)
     assert "No alarms configured." in client.get("/alarms").get_data(as_text=True)
-    assert client.get("/resources/not-a-resource").status_code == 404
+    missing = client.get("/resources/not-a-resource")
+    assert missing.status_code == 404 and "No such resource." in missing.get_data(as_text=True)
+    assert missing.mimetype == "text/html"
     assert client.get("/ui/chart/not-a-metric.svg").status_code == 404
     assert client.get("/ui/static/ui.css").status_code == 200
 

@@ -62,10 +62,7 @@ def resources():
         types=health.resource_types(store.index),
         type_=type_,
         query=query,
-        rows=[
-            {"row": r, "name": catalog.display_name(r), "attrs": json.loads(r["attributes"])}
-            for r in rows
-        ],
+        rows=[{"row": r, "name": catalog.display_name(r)} for r in rows],
         headlines=catalog.headlines(store, [r["id"] for r in rows]),
         next_marker=next_marker,
         first_page=marker is None,
