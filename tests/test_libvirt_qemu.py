@@ -202,10 +202,8 @@ def test_bulk_path_reads_cpu_memory_disk_and_network_and_events_reach_history(
     try:
         domain.create()
         events.wait_for(uid, state="running")
-        # The first poll may find the domain busy right after its start (NOWAIT then gives
-        # state and CPU only); the second one is there for cpu_util anyway.
-        p.poll(p.targets(), time.monotonic() + 60)
-        time.sleep(1)
+        settle(p, [uid])
+        time.sleep(1)  # cpu_util needs a previous poll
         second = p.poll(p.targets(), time.monotonic() + 60)
         (report,) = second.reports
         assert report.ok and report.detail["path"] == "bulk", report
@@ -266,18 +264,35 @@ def test_a_restarted_libvirtd_is_reconnected(libvirtd: Daemon, domain: libvirt.v
         p.close()
 
 
+def settle(p: LibvirtPollster, uuids: list[str]) -> None:
+    """Poll until every domain is read in full: right after a start libvirt still runs jobs
+    on it (balloon period, ...), during which NOWAIT reads give state and CPU only."""
+    deadline = time.monotonic() + 60
+    while True:
+        result = p.poll(p.targets(), time.monotonic() + 30)
+        full = {s.resource.id for s in result.samples if s.metric_name == "memory.resident"}
+        if set(uuids) <= full:
+            return
+        assert time.monotonic() < deadline, f"domains never fully readable: {result.reports}"
+        time.sleep(0.5)
+
+
 def test_a_hung_qemu_does_not_stall_the_others(libvirtd: Daemon, tmp_path: Path):
     """SIGSTOP freezes one QEMU, so its monitor stops answering, as a wedged one does. The
     bulk call then hangs; the poll gives it up and reads domain by domain: the healthy
-    domain in full, the frozen one with what needs no monitor (its job is held by the hung
-    call, so NOWAIT skips the rest). The next poll does not wait for the bulk call again.
+    domain in full; the frozen one either with what needs no monitor (NOWAIT skips the rest
+    while the hung call holds its job) or not at all, reported (when its own read hangs too,
+    which depends on where libvirt's bulk call is stuck). The next poll does not wait for the
+    bulk call again.
     """
     with defined_domain(libvirtd, tmp_path) as hung, defined_domain(libvirtd, tmp_path) as ok:
         hung.create()
         ok.create()
         pid = int(Path(f"/run/libvirt/qemu/{hung.name()}.pid").read_text())
-        p = LibvirtPollster(LibvirtSettings(uri=libvirtd.uri, domain_timeout=3,
+        # A generous limit: the machine may be busy, and a healthy monitor must not miss it.
+        p = LibvirtPollster(LibvirtSettings(uri=libvirtd.uri, domain_timeout=10,
                                             lifecycle_events=False))
+        settle(p, [hung.UUIDString(), ok.UUIDString()])
         os.kill(pid, signal.SIGSTOP)
         try:
             first = p.poll(p.targets(), time.monotonic() + 60)
@@ -285,15 +300,20 @@ def test_a_hung_qemu_does_not_stall_the_others(libvirtd: Daemon, tmp_path: Path)
         finally:
             os.kill(pid, signal.SIGCONT)
             p.close()
-        ok_id, hung_id = ok.UUIDString(), hung.UUIDString()
+        ok_id, hung_id, hung_name = ok.UUIDString(), hung.UUIDString(), hung.name()
     for result in (first, second):
         (report,) = result.reports
         assert report.detail["path"] == "per-domain (bulk call hung)", report
-        assert report.ok and report.detail["read"] == report.detail["domains"] == 2
+        assert report.detail["domains"] == 2 and set(report.detail["failed"]) <= {hung_name}
         meters: dict[str, set[str]] = {}
         for s in result.samples:
             meters.setdefault(s.resource.id, set()).add(s.metric_name)
         assert {"cpu", "memory.resident", "power.state"} <= meters[ok_id]
         assert "disk.device.read.bytes" in meters[resource_id_for(f"{ok_id}-vda")]
-        assert {"cpu", "power.state"} <= meters[hung_id]
         assert resource_id_for(f"{hung_id}-vda") not in meters
+        if report.detail["failed"]:
+            assert report.detail["failed"][hung_name] in (
+                "no answer within 10s", "previous call still running")
+            assert hung_id not in meters
+        else:
+            assert {"cpu", "power.state"} <= meters[hung_id]
