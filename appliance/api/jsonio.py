@@ -9,9 +9,12 @@ grid) come from a bounded cache.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
 import math
 from typing import Any
 
+import numpy as np
 import orjson
 from flask import Response, request
 
@@ -31,9 +34,39 @@ def iso(ts: float) -> str:
     return text
 
 
-def finite_or_none(value: float) -> float | None:
-    """JSON has no NaN or infinity: an unknown or undefined point is ``null``."""
-    return value if math.isfinite(value) else None
+def iso_many(times: np.ndarray) -> list[str]:
+    """ISO strings of many timestamps; a regular grid (RRD buckets) is computed once, cached."""
+    n = len(times)
+    if n > 1 and float(times[0]).is_integer():
+        step = float(times[1] - times[0])
+        if step > 0 and step.is_integer() and times[-1] == times[0] + step * (n - 1):
+            return _iso_grid(float(times[0]), step, n)
+    return [iso(t) for t in times.tolist()]
+
+
+@functools.lru_cache(maxsize=256)
+def _iso_grid(first: float, step: float, count: int) -> list[str]:
+    seconds = (first + step * np.arange(count)).astype("datetime64[s]")
+    return [text + "+00:00" for text in np.datetime_as_string(seconds, unit="s").tolist()]
+
+
+def points(times: np.ndarray, values: np.ndarray, granularity: float,
+           dropna: bool = True) -> list[tuple]:
+    """Gnocchi's ``[timestamp, granularity, value]`` triples with no per-point Python.
+
+    Unknown points (NaN) are dropped, or sent as ``null`` when ``dropna`` is false; tuples
+    serialise as JSON arrays.
+    """
+    stamps = iso_many(times)
+    known = ~np.isnan(values)
+    if dropna:
+        return list(zip(itertools.compress(stamps, known.tolist()), itertools.repeat(granularity),
+                        values[known].tolist(), strict=False))
+    listed = values.tolist()
+    if not np.isfinite(values).all():
+        # JSON has no NaN or infinity: an unknown or undefined point is null.
+        listed = [v if math.isfinite(v) else None for v in listed]
+    return list(zip(stamps, itertools.repeat(granularity), listed, strict=False))
 
 
 def response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

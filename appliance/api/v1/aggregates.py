@@ -97,16 +97,11 @@ def _compute(tree: list, wanted: Wanted) -> list[aggregation.Block]:
         raise ApiError(400, str(exc)) from None
 
 
-def _points(block: aggregation.Block, column: int, dropna: bool) -> list[list]:
-    iso = jsonio.iso
+def _points(block: aggregation.Block, column: int, dropna: bool) -> list[tuple]:
     values = block.values[:, column]
-    g = float(block.granularity)
     if dropna:
-        keep = ~np.isnan(values)
-        return [[iso(t), g, v] for t, v in zip(block.times[keep].tolist(),
-                                               values[keep].tolist(), strict=True)]
-    return [[iso(t), g, jsonio.finite_or_none(v)]
-            for t, v in zip(block.times.tolist(), values.tolist(), strict=True)]
+        values = np.where(np.isfinite(values), values, np.nan)
+    return jsonio.points(block.times, values, float(block.granularity), dropna)
 
 
 def _shape(blocks: list[aggregation.Block], wanted: Wanted, by_resource: bool) -> dict:

@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, Response
 
-from appliance.api import get_store, graphs, ingest, jsonio, serialize
+from appliance.api import get_store, graphs, ingest, jsonio, serialize, series
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import (
@@ -73,16 +73,13 @@ def read_measures(metric: Metric) -> list[list]:
         grans = [int(g)]
     else:
         grans = sorted(policy.granularities, reverse=True)
-    if store.measures.exists(metric.id):
-        store.measures.flush(metric.id)  # one flush for every granularity read below
-    out = []
-    iso = jsonio.iso
+    if not store.measures.exists(metric.id):
+        return []
+    store.measures.flush(metric.id)  # one flush for every granularity read below
+    out: list = []
     for gran in grans:
-        points = store.measures.fetch(
-            metric, policy, aggregation, gran, start_ts, stop_ts, flush=False
-        )
-        fgran = float(gran)
-        out.extend([iso(ts), fgran, value] for ts, value in points)
+        times, values = series.read(store, metric, aggregation, gran, start_ts, stop_ts)
+        out += jsonio.points(times, values, float(gran))
     return out
 
 

@@ -1,0 +1,206 @@
+"""The HTTP API under gunicorn (2 workers) vs. raw rrdtool, in the same run.
+
+Against a real ``appliance run`` (pollsters off):
+
+1. ingest: 1000 metrics x 1440 points (one day at one minute), sent as 24 rounds of 60
+   points per metric through ``/v1/batch/metrics/measures`` by a 2-process client, timed
+   until the last points are readable (GET after the last acknowledged write). The first
+   round creates the RRD files and is reported apart.
+2. GET one metric's day at 1-minute granularity: p50/p99 over sequential requests.
+3. ``/v1/aggregates`` mean across 100 and 1000 metrics for that day.
+
+Baselines: librrd ``rrdtool.update`` with 60 timestamps per call on 1000 files (the raw
+batched rate) and ``rrdtool.fetch`` of the same day, both in this run.
+
+    .venv/bin/python benchmarks/api.py [--metrics 1000] [--rounds 24]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import psutil
+import requests
+import rrdtool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from appliance.storage.policy import BUILTIN_POLICIES  # noqa: E402
+from tests.conftest import RunningAppliance  # noqa: E402
+
+POINTS = 60
+PER_REQUEST = 100  # metrics per batch request (6,000 measures, ~250 KB)
+CLIENTS = 2
+
+_BODIES: list[list[list[bytes]]] = []  # [client][round][request], filled before forking
+
+
+def raw_baseline(tmp: Path, n: int, rounds: int, t0: int) -> dict[str, float]:
+    """librrd directly: create n files with the medium layout, then update 60 points/call."""
+    policy = BUILTIN_POLICIES["medium"]
+    paths = [str(tmp / f"raw{i}.rrd") for i in range(n)]
+    t = time.perf_counter()
+    for p in paths:
+        rrdtool.create(p, "--start", str(t0 - 60), "--step", "60",
+                       "DS:v:GAUGE:600:U:U", *policy.rras())
+    create_s = time.perf_counter() - t
+    t = time.perf_counter()
+    for r in range(rounds):
+        stamps = [t0 + 60 * (r * POINTS + k) for k in range(POINTS)]
+        for i, p in enumerate(paths):
+            rrdtool.update(p, *[f"{ts}:{i + k}" for k, ts in enumerate(stamps)])
+    update_s = time.perf_counter() - t
+    fetch = []
+    for _ in range(200):
+        t = time.perf_counter()
+        rrdtool.fetch(paths[0], "AVERAGE", "-r", "60", "-s", str(t0), "-e",
+                      str(t0 + 86400))
+        fetch.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    for p in paths:
+        rrdtool.fetch(p, "AVERAGE", "-r", "60", "-s", str(t0), "-e", str(t0 + 86400))
+    fetch_all = time.perf_counter() - t
+    return {
+        "create_per_s": n / create_s,
+        "update_values_per_s": n * POINTS * rounds / update_s,
+        "fetch_p50_ms": statistics.median(fetch) * 1000,
+        "fetch_all_ms": fetch_all * 1000,
+    }
+
+
+def bodies(ids: list[str], rounds: int, t0: int) -> list[list[list[bytes]]]:
+    """Pre-encoded request bodies per client and round (encoding is not what we measure)."""
+    out: list[list[list[bytes]]] = [[] for _ in range(CLIENTS)]
+    for r in range(rounds):
+        stamps = [t0 + 60 * (r * POINTS + k) for k in range(POINTS)]
+        for c in range(CLIENTS):
+            mine = ids[c::CLIENTS]
+            out[c].append([
+                orjson.dumps({mid: [{"timestamp": ts, "value": float(j + k)}
+                                    for k, ts in enumerate(stamps)]
+                              for j, mid in enumerate(mine[i:i + PER_REQUEST])})
+                for i in range(0, len(mine), PER_REQUEST)
+            ])
+    return out
+
+
+def _client(args: tuple[str, str, int, int, int]) -> int:
+    url, token, client, first, last = args
+    session = requests.Session()
+    session.headers.update({"Authorization": f"Bearer {token}",
+                            "Content-Type": "application/json"})
+    accepted = 0
+    for rnd in _BODIES[client][first:last]:
+        for body in rnd:
+            r = session.post(f"{url}/v1/batch/metrics/measures", data=body, timeout=120)
+            r.raise_for_status()
+            accepted += r.json()["accepted"]
+    return accepted
+
+
+def ingest(pool, app, ids: list[str], first: int, last: int, t0: int) -> tuple[float, int]:
+    """Send rounds [first, last) from all clients; time until the last points are readable."""
+    t = time.perf_counter()
+    accepted = sum(pool.map(_client, [(app.url, app.token, c, first, last)
+                                      for c in range(CLIENTS)]))
+    last_ts = t0 + 60 * (last * POINTS - 1)
+    for mid in (ids[0], ids[-1]):
+        got = requests.get(f"{app.url}/v1/metric/{mid}/measures", headers=app.headers,
+                           params={"granularity": 60, "start": last_ts}, timeout=30).json()
+        assert got and got[-1][2] is not None, got
+    return time.perf_counter() - t, accepted
+
+
+def timed(fn, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def pss_mb(app: RunningAppliance) -> float:
+    total = 0
+    for line in app.leftovers():
+        with contextlib.suppress(psutil.Error):
+            total += psutil.Process(int(line.split(":")[0])).memory_full_info().pss
+    return total / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--metrics", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=24)
+    args = parser.parse_args()
+    n, rounds = args.metrics, args.rounds
+    t0 = (int(time.time()) // 60 - rounds * POINTS) * 60
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = raw_baseline(Path(tmp), n, rounds, t0)
+        app = RunningAppliance(Path(tmp) / "appliance", {"pollsters": {
+            "host": {"enabled": False}, "sensors": {"enabled": False},
+            "libvirt": {"enabled": False}}})
+        app.start()
+        try:
+            session = requests.Session()
+            session.headers.update(app.headers)
+            ids = [session.post(f"{app.url}/v1/metric",
+                                json={"archive_policy_name": "medium"}).json()["id"]
+                   for _ in range(n)]
+            _BODIES[:] = bodies(ids, rounds, t0)
+            with multiprocessing.get_context("fork").Pool(CLIENTS) as pool:
+                first_s, first_n = ingest(pool, app, ids, 0, 1, t0)
+                rest_s, rest_n = ingest(pool, app, ids, 1, rounds, t0)
+            assert first_n == n * POINTS and rest_n == n * POINTS * (rounds - 1)
+
+            day = {"granularity": 60, "start": t0, "stop": t0 + 86400}
+            get = timed(lambda: session.get(f"{app.url}/v1/metric/{ids[0]}/measures",
+                                            params=day).raise_for_status(), 500)
+            get.sort()
+
+            def mean_across(k: int):
+                refs = " ".join(f"({mid} mean)" for mid in ids[:k])
+                body = {"operations": f"(aggregate mean (metric {refs}))"}
+
+                def call():
+                    r = session.post(f"{app.url}/v1/aggregates", params=day, json=body)
+                    r.raise_for_status()
+                    assert len(r.json()["measures"]["aggregated"]) >= 1400
+
+                return statistics.median(timed(call, 7)) * 1000
+
+            agg100, agg1000 = mean_across(min(100, n)), mean_across(n)
+            pss = pss_mb(app)
+        finally:
+            app.stop()
+
+    first_rate = first_n / first_s
+    rate = rest_n / rest_s
+    print(f"metrics: {n}, points per metric: {rounds * POINTS} (one day at 1 min)")
+    print(f"raw rrdtool: create {raw['create_per_s']:,.0f} files/s, "
+          f"update {raw['update_values_per_s']:,.0f} values/s (60 per call), "
+          f"fetch day p50 {raw['fetch_p50_ms']:.3f} ms, 1000 fetches {raw['fetch_all_ms']:.1f} ms")
+    print(f"ingest, first round (creates {n} files): {first_rate:,.0f} measures/s readable")
+    print(f"ingest, rounds 2..{rounds}: {rate:,.0f} measures/s readable "
+          f"(ratio to raw rrdtool update: {rate / raw['update_values_per_s']:.2f}; "
+          f"target >= 300,000)")
+    print(f"GET one day at 1 min: p50 {get[len(get) // 2] * 1000:.2f} ms, "
+          f"p99 {get[int(len(get) * 0.99)] * 1000:.2f} ms "
+          f"(ratio to raw fetch p50: {get[len(get) // 2] * 1000 / raw['fetch_p50_ms']:.1f}; "
+          f"target p50 < 1 ms)")
+    print(f"aggregates mean across 100 metrics: {agg100:.1f} ms")
+    print(f"aggregates mean across {n} metrics: {agg1000:.1f} ms "
+          f"(ratio to {n} raw fetches: {agg1000 / raw['fetch_all_ms']:.2f}; target < 150 ms)")
+    print(f"PSS of all appliance processes after the run: {pss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
