@@ -8,8 +8,6 @@ than one PDU. Tags: 2 Integer32, 4 OctetString, 4x hex string, 6 OID, 65 Counter
 
 from __future__ import annotations
 
-from pathlib import Path
-
 IF = "1.3.6.1.2.1.2.2.1"
 IFX = "1.3.6.1.2.1.31.1.1.1"
 LM = "1.3.6.1.4.1.2021.13.16"
@@ -95,11 +93,3 @@ def render(records: list[Record]) -> str:
     """snmprec text, in OID order (snmpsim answers GETNEXT from the file's order)."""
     ordered = sorted(records, key=lambda r: tuple(int(p) for p in r[0].split(".")))
     return "".join(f"{oid}|{tag}|{value}\n" for oid, tag, value in ordered)
-
-
-def write(directory: Path, community: str, records: list[Record]) -> Path:
-    """Write ``<community>.snmprec``: snmpsim picks the file by the request's community."""
-    path = directory / f"{community}.snmprec"
-    path.write_text(render(records), encoding="ascii")
-    path.chmod(0o644)
-    return path

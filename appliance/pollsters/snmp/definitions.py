@@ -228,10 +228,9 @@ class GroupFile(_Model):
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """A loaded definition group and the file it came from (for error messages)."""
+    """A loaded definition group: what the engine and metering see of a definition file."""
 
     spec: GroupFile
-    path: Path
 
     @property
     def name(self) -> str:
@@ -245,7 +244,7 @@ def load_file(path: Path) -> Group:
     """Parse and validate one definition file."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Group(GroupFile.model_validate(data), path)
+        return Group(GroupFile.model_validate(data))
     except OSError as exc:
         raise DefinitionError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
