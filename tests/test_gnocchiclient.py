@@ -132,6 +132,9 @@ def test_resources_search_history_and_batch(app):
                   "humidity", "-f", "json")
     assert [p["value"] for p in got] == [40.0]
 
+    extra = gnocchi(app, "metric", "create", "--resource-id", rid, "--archive-policy-name",
+                    "low", "extra", "-f", "json")
+    assert extra["name"] == "extra"
     agg = gnocchi(app, "aggregates", "--resource-type", "generic", "--granularity", "60",
                   "(aggregate mean (metric temp mean))", "id = '" + rid + "'", "-f", "json")
     assert [row["value"] for row in agg] == [21.5]

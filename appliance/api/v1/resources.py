@@ -16,7 +16,7 @@ from appliance.api.v1 import metrics as metric_views
 from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.index.query import QueryError, compile_query, parse_filter
-from appliance.model import Resource, resource_id_for
+from appliance.model import Metric, Resource, resource_id_for
 
 bp = Blueprint("resources", __name__)
 
@@ -118,16 +118,18 @@ def _time_field(body: dict, key: str) -> float | None:
     return parse_timestamp(key, value)
 
 
-def _add_metrics(resource_id: str, wanted: Any) -> None:
+def _add_metrics(resource_id: str, wanted: Any) -> list[Metric]:
     """Gnocchi's ``metrics: {name: {archive_policy_name, unit}}`` on create and patch."""
     if wanted is None:
-        return
+        return []
     if not isinstance(wanted, dict):
         raise bad_param("metrics", "must be an object {name: {archive_policy_name, unit}}")
+    created = []
     for name, spec in wanted.items():
         if not isinstance(spec, dict):
             raise bad_param(f"metrics.{name}", "must be an object {archive_policy_name, unit}")
-        metric_views.create_metric({**spec, "name": name}, resource_id)
+        created.append(metric_views.create_metric({**spec, "name": name}, resource_id))
+    return created
 
 
 @bp.get("/resource_type")
@@ -249,9 +251,12 @@ def list_resource_metrics(type_: str, resource_id: str):
 @bp.post("/resource/<type_>/<resource_id>/metric")
 def add_resource_metrics(type_: str, resource_id: str):
     row = load(type_, resource_id)
-    _add_metrics(row["id"], jsonio.body())
-    found = get_store().index.metrics(resource_id=row["id"])
-    return jsonio.response([metric_views.metric_body(m) for m in found])
+    created = _add_metrics(row["id"], jsonio.body())
+    # All the resource's metrics, as Gnocchi answers, the new ones first (gnocchiclient
+    # shows the first as the metric it created).
+    new = {m.id for m in created}
+    others = [m for m in get_store().index.metrics(resource_id=row["id"]) if m.id not in new]
+    return jsonio.response([metric_views.metric_body(m) for m in [*created, *others]])
 
 
 @bp.get("/resource/<type_>/<resource_id>/metric/<name>")
