@@ -14,6 +14,7 @@ timestamps.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import uuid
@@ -66,8 +67,13 @@ class Measures:
         self._shift: dict[str, int] = {}
 
     @staticmethod
+    @functools.lru_cache(maxsize=1 << 18)
     def relpath(metric_id: str) -> str:
-        """``ab/abcdef....rrd`` for a metric id; anything but a UUID is refused."""
+        """``ab/abcdef....rrd`` for a metric id; anything but a UUID is refused.
+
+        Cached: a steady poll writes the same metrics every time, and parsing 20k UUIDs per
+        poll was a third of the write's CPU.
+        """
         canonical = str(uuid.UUID(metric_id))
         return f"{canonical[:2]}/{canonical}.rrd"
 
@@ -75,7 +81,8 @@ class Measures:
         return self.rrd_dir / self.relpath(metric_id)
 
     def exists(self, metric_id: str) -> bool:
-        return self.path(metric_id).is_file()
+        """Whether the metric has a file; metrics this process wrote cost no ``stat``."""
+        return metric_id in self._last or self.path(metric_id).is_file()
 
     def _create(self, metric: Metric, policy: ArchivePolicy, first_ts: float) -> bool:
         path = self.path(metric.id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Gnocchi aggregation name -> RRD consolidation function.
 CF_FOR_AGGREGATION = {"mean": "AVERAGE", "min": "MIN", "max": "MAX", "last": "LAST"}
@@ -30,11 +30,14 @@ class ArchivePolicy:
     definition: tuple[PolicyItem, ...]
     aggregation_methods: tuple[str, ...] = ("mean", "min", "max")
     back_window: int = 0
+    #: The RRD step: the finest granularity (every other one must be a multiple of it).
+    #: Computed once; the write path asks for it for every metric.
+    step: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def step(self) -> int:
-        """The RRD step: the finest granularity (every other one must be a multiple of it)."""
-        return min(item.granularity for item in self.definition)
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "step", min((item.granularity for item in self.definition), default=0)
+        )
 
     @property
     def granularities(self) -> list[int]:
