@@ -136,7 +136,12 @@ def test_auth_roles(api):
     assert api.get("/v1/metric", token=None).status_code == 401
     assert api.get("/v1/metric", token="reader").status_code == 200
     r = api.post("/v1/metric", token="reader", json={"archive_policy_name": "low"})
-    assert r.status_code == 403
+    assert r.status_code == 403 and "reader" in r.json["description"]
+    # Search and aggregates are POSTs that only read.
+    assert api.post("/v1/search/resource/generic", token="reader").status_code == 200
+    r = api.post("/v1/aggregates", token="reader", json={"operations": "(metric x mean)",
+                                                         "search": "id = 'none'"})
+    assert r.status_code == 400 and "No metric" in r.json["description"]
     basic = base64.b64encode(f"{api.admin}:".encode()).decode()
     r = api.get("/v1/metric", token=None, headers={"Authorization": f"basic {basic}"})
     assert r.status_code == 200

@@ -19,6 +19,8 @@ from appliance.tokens import Identity, Verifier
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: What this check guards; the status page keeps its own session login.
 API_PREFIXES = ("/v1/", "/metrics")
+#: POSTs that only read (Gnocchi carries search queries and operations in a body).
+READ_ONLY_POSTS = ("/v1/search/", "/v1/aggregates")
 #: API paths served without any token.
 PUBLIC_PATHS = {"/v1/openapi.json"}
 
@@ -53,7 +55,10 @@ def init_app(app: Flask) -> None:
         if not request.path.startswith(API_PREFIXES) or request.path in PUBLIC_PATHS:
             return
         g.identity = identify()
-        if request.method in SAFE_METHODS:
+        reads = request.method in SAFE_METHODS or (
+            request.method == "POST" and request.path.startswith(READ_ONLY_POSTS)
+        )
+        if reads:
             if g.identity is None and not app.config["OPEN_READ"]:
                 raise _unauthorized()
             return
