@@ -26,12 +26,9 @@ class TimestampParser:
     """Timestamps of one request, each distinct text parsed once (batches repeat them)."""
 
     def __init__(self) -> None:
-        self._seen: dict[Any, float] = {}
+        self.seen: dict[Any, float] = {}
 
     def __call__(self, name: str, value: Any) -> float:
-        ts = self._seen.get(value)
-        if ts is not None:
-            return ts
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise bad_param(name, "must be an ISO 8601 string or epoch seconds")
         if isinstance(value, str):
@@ -40,7 +37,7 @@ class TimestampParser:
             ts = float(value)
         else:
             raise bad_param(name, "must be epoch seconds between 1970 and 2100")
-        self._seen[value] = ts
+        self.seen[value] = ts
         return ts
 
 
@@ -48,17 +45,21 @@ def parse_measures(name: str, items: Any, timestamps: TimestampParser) -> list[t
     """``[{"timestamp": ..., "value": ...}, ...]`` -> ``[(epoch, value), ...]``."""
     if not isinstance(items, list):
         raise bad_param(name, "must be a list of {\"timestamp\", \"value\"} objects")
+    # The hot loop of every batch write: names for errors are built only on an error.
     out = []
+    append, seen, isfinite = out.append, timestamps.seen, math.isfinite
     for i, item in enumerate(items):
         try:
-            ts, value = item["timestamp"], item["value"]
+            raw, value = item["timestamp"], item["value"]
         except (TypeError, KeyError, IndexError):
             raise bad_param(f"{name}[{i}]", "must be an object with timestamp and value") from None
-        if type(value) is not float:
+        if type(value) is not float or not isfinite(value):
             value = _number(f"{name}[{i}].value", value)
-        elif not math.isfinite(value):
-            raise bad_param(f"{name}[{i}].value", "must be a finite number")
-        out.append((timestamps(f"{name}[{i}].timestamp", ts), value))
+        try:
+            ts = seen[raw]
+        except (KeyError, TypeError):
+            ts = timestamps(f"{name}[{i}].timestamp", raw)
+        append((ts, value))
     return out
 
 
