@@ -18,7 +18,11 @@ from appliance.pollsters.snmp.definitions import (
     parse_oid,
     select,
 )
-from appliance.pollsters.snmp.walkplan import table_columns, unneeded_fallbacks
+from appliance.pollsters.snmp.walkplan import (
+    attribute_only_columns,
+    table_columns,
+    unneeded_fallbacks,
+)
 
 NET_SNMP = "1.3.6.1.4.1.8072.3.2.10"
 
@@ -171,3 +175,9 @@ def test_fallback_columns_are_spared_only_when_every_row_has_the_preferred_one()
     )
     walked = table_columns(groups, unneeded_fallbacks(groups, complete))
     assert parse_oid(in32) not in walked[parse_oid("1.3.6.1.2.1.2.2.1")]
+
+
+def test_attribute_only_columns_exclude_those_a_meter_reads() -> None:
+    slow = attribute_only_columns([load_groups()["if-mib"]])
+    assert parse_oid("1.3.6.1.2.1.31.1.1.1.18") in slow  # ifAlias
+    assert parse_oid("1.3.6.1.2.1.2.2.1.8") not in slow  # ifOperStatus: also a meter

@@ -16,7 +16,7 @@ from appliance.config import parse
 from appliance.model import PollResult, Sample
 from appliance.pollsters.snmp import SnmpPollster, build
 from appliance.pollsters.snmp.definitions import load_groups
-from appliance.pollsters.snmp.walkplan import table_columns
+from appliance.pollsters.snmp.walkplan import FULL_WALK_EVERY, table_columns
 from tests.snmp import recordings as rec
 from tests.snmp.agents import Simulator, free_udp_port, snmp_set, snmpsim, udp_proxy
 
@@ -29,6 +29,7 @@ DEVICES = {
     "sensors": rec.system("Linux sensors box") + rec.sensors(),
     "big": rec.system("Big switch") + rec.interfaces(60, hc=True),
     "gone": rec.system("Switch") + rec.interfaces(3, hc=True),
+    "grow": rec.system("Switch") + rec.interfaces(2, hc=True),
 }
 
 
@@ -94,8 +95,8 @@ def test_later_polls_skip_32_bit_columns_a_64_bit_device_does_not_need(sim: Simu
     finally:
         pollster.close()
     reports = {r.target: r.detail for r in second.reports}
-    assert reports["dev64"]["columns_skipped"] >= 4  # ifIn/OutOctets, ifIn/OutUcastPkts...
-    assert reports["dev32"]["columns_skipped"] == 0  # it has nothing better
+    assert reports["dev64"]["fallback_columns_skipped"] >= 4  # ifInOctets, ifOutOctets...
+    assert reports["dev32"]["fallback_columns_skipped"] == 0  # it has nothing better
     key = "snmp://dev64/if/3"
     assert _values(second, "hardware.network.incoming.bytes")[key].value == (
         _values(first, "hardware.network.incoming.bytes")[key].value
@@ -164,6 +165,43 @@ def test_vanished_interface_is_ended_and_ids_are_stable(sim: Simulator) -> None:
     assert ended[0].attributes["name"] == "eth2"
     assert second.reports[0].detail["ended"] == 1
     assert not [r for r in third.resources if r.ended_at is not None]  # ended once
+
+
+def test_attributes_are_walked_in_full_polls_and_read_for_new_rows(sim: Simulator) -> None:
+    pollster = _pollster(_target("grow", sim.port, groups=["if-mib"]))
+    grown = [
+        (oid, tag, "renamed" if oid == f"{rec.IFX}.18.1" else value)
+        for oid, tag, value in rec.system("Switch") + rec.interfaces(3, hc=True)
+    ]
+
+    def aliases(result: PollResult) -> dict[str, str]:
+        return {
+            key: s.resource.attributes["alias"]
+            for key, s in _values(result, "hardware.network.incoming.bytes").items()
+        }
+
+    try:
+        first = _poll(pollster)
+        sim.rewrite("grow", rec.render(grown))
+        second = _poll(pollster)
+        between = [_poll(pollster) for _ in range(FULL_WALK_EVERY - 2)]
+        full = _poll(pollster)
+    finally:
+        pollster.close()
+    assert aliases(first) == {"snmp://grow/if/1": "uplink 1", "snmp://grow/if/2": "uplink 2"}
+    # Not walked in between: the alias change waits for the next full poll, while the
+    # new interface's attributes are read at once.
+    assert second.reports[0].detail["attribute_columns_skipped"] >= 6
+    assert aliases(second) == {
+        "snmp://grow/if/1": "uplink 1",
+        "snmp://grow/if/2": "uplink 2",
+        "snmp://grow/if/3": "uplink 3",
+    }
+    new = _values(second, "hardware.network.incoming.bytes")["snmp://grow/if/3"].resource
+    assert new.attributes["name"] == "eth2" and new.attributes["mac"] == "52:54:00:00:00:03"
+    assert all(aliases(r)["snmp://grow/if/1"] == "uplink 1" for r in between)
+    assert full.reports[0].detail["attribute_columns_skipped"] == 0
+    assert aliases(full)["snmp://grow/if/1"] == "renamed"
 
 
 def test_32_bit_wrap_continues_and_restart_resets(sim: Simulator) -> None:

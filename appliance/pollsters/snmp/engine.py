@@ -35,6 +35,7 @@ from appliance.pollsters.snmp.walkplan import (
     SYS_DESCR,
     SYS_OBJECT_ID,
     SYS_UPTIME,
+    attribute_only_columns,
     scalar_oids,
     table_columns,
     unneeded_fallbacks,
@@ -53,7 +54,8 @@ class _TargetState:
     tracker: CounterTracker = field(default_factory=CounterTracker)
     rows: dict[str, Resource] = field(default_factory=dict)  # table-row resources by id
     skip: frozenset[Oid] = frozenset()  # fallback columns this device did not need
-    table_rows: dict[Oid, int] = field(default_factory=dict)  # rows per table, last walk
+    indexes: dict[Oid, set[Oid]] = field(default_factory=dict)  # row indexes by table entry
+    attributes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by resource id
     polls: int = 0
     last_started: float | None = None  # monotonic; for targets with their own interval
     transport: UdpTransportTarget | None = None
@@ -204,13 +206,20 @@ class SnmpPollster(Pollster):
             _text(reading, SYS_DESCR),
         )
         full = state.polls % FULL_WALK_EVERY == 0
-        tables = table_columns(groups, frozenset() if full else state.skip)
+        slow = frozenset() if full else attribute_only_columns(groups)
+        skip = frozenset() if full else state.skip | slow
+        tables = table_columns(groups, skip)
+        seen: dict[Oid, set[Oid]] = {}
         for entry, columns in tables.items():
-            walked = await session.walk(columns, state.table_rows.get(entry))
-            state.table_rows[entry] = max(len(rows) for rows in walked.values())
+            known = state.indexes.get(entry)
+            walked = await session.walk(columns, len(known) if known is not None else None)
+            seen[entry] = {index for rows in walked.values() for index in rows}
             reading.tables.update(walked)
         if full:
             state.skip = unneeded_fallbacks(groups, reading.tables)
+        else:
+            await _read_new_rows(session, groups, reading, slow, state.indexes, seen)
+        state.indexes = seen
         state.polls += 1
 
         now = time.time()
@@ -218,23 +227,50 @@ class SnmpPollster(Pollster):
         restarted = state.tracker.observe_uptime(
             uptime.value if uptime is not None and isinstance(uptime.value, int) else None
         )
-        measured = measure(target, groups, reading, state.tracker, now)
+        known = None if full else state.attributes
+        measured = measure(target, groups, reading, state.tracker, now, known)
         state.tracker.forget(measured.counter_keys)
 
         rows = {s.resource.id: s.resource for s in measured.samples}
         rows = {rid: r for rid, r in rows.items() if r.type != DEVICE_TYPE}
         ended = [replace(r, ended_at=now) for rid, r in state.rows.items() if rid not in rows]
         state.rows = rows
+        state.attributes = {rid: r.attributes for rid, r in rows.items()}
 
         detail = _detail(session, state) | {
             "groups": [g.name for g in groups],
             "tables": len(tables),
-            "columns_skipped": 0 if full else len(state.skip),
+            "fallback_columns_skipped": len(skip - slow),
+            "attribute_columns_skipped": len(slow),
             "restarted": restarted,
             "ended": len(ended),
         }
         report = TargetReport(SOURCE, target.name, 0.0, 0.0, len(measured.samples), None, detail)
         return PollResult(measured.samples, measured.resources + ended, [report])
+
+
+async def _read_new_rows(
+    session: Session,
+    groups: list[Group],
+    reading: Reading,
+    slow: frozenset[Oid],
+    before: dict[Oid, set[Oid]],
+    now: dict[Oid, set[Oid]],
+) -> None:
+    """GET the attribute-only (``slow``) columns of rows that appeared since the last poll;
+    a table's rows are those its meters' tables have."""
+    where: dict[Oid, tuple[Oid, Oid]] = {}
+    for group in groups:
+        for table in group.spec.tables:
+            entries = {oid[:-1] for meter in table.meters for oid in meter.oids()}
+            new = set().union(*(now.get(e, set()) - before.get(e, set()) for e in entries))
+            for spec in table.attributes.values():
+                for column in slow.intersection(spec.oids()):
+                    where.update((column + index, (column, index)) for index in new)
+    if where:
+        for oid, cell in (await session.get(list(where))).items():
+            column, index = where[oid]
+            reading.tables.setdefault(column, {})[index] = cell
 
 
 def _text(reading: Reading, oid: Oid) -> str:

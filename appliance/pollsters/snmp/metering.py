@@ -62,8 +62,13 @@ def measure(
     reading: Reading,
     tracker: CounterTracker,
     timestamp: float,
+    known: dict[str, dict[str, Any]] | None = None,
 ) -> Measured:
-    """Apply ``groups`` to ``reading``: one device resource plus one per table row."""
+    """Apply ``groups`` to ``reading``: one device resource plus one per table row.
+
+    ``known`` holds row attributes from an earlier poll, by resource id: the base that
+    this reading's attributes update (a poll that did not walk attribute columns).
+    """
     out = Measured()
     device = Resource.from_key(DEVICE_TYPE, device_key(target))
     device_meters: list[MeterSpec] = []
@@ -78,6 +83,7 @@ def measure(
             for index in _row_indexes(table, reading.tables):
                 cell_at = _row_lookup(reading.tables, index)
                 resource = Resource.from_key(table.type, row_key(target, table, index))
+                resource.attributes.update((known or {}).get(resource.id, {}))
                 resource.attributes["index"] = ".".join(map(str, index))
                 for name, spec in table.attributes.items():
                     _set_attribute(resource.attributes, name, spec, target, cell_at)

@@ -1,11 +1,15 @@
 """What to request from a device: its scalars, and the columns of each table to walk.
 
-Every column a definition names is walked, in one multi-column walk per table, except
-fallback columns that the device has shown it does not need: when a value's preferred
-source (ifHCInOctets) answered for every row, its fallbacks (ifInOctets) are left out of
-later walks, which saves decoding a fifth of an interface table. Every
-:data:`FULL_WALK_EVERY` polls everything is walked again, so a new row that lacks the
-preferred column is metered from its fallback within that many polls.
+Decoding responses is most of a poll's CPU, so steady polls leave out two kinds of column:
+
+- fallback columns the device has shown it does not need: when a value's preferred source
+  (ifHCInOctets) answered for every row, its fallbacks (ifInOctets) are not walked;
+- columns only attributes read (ifDescr, ifAlias, ifPhysAddress): attributes change
+  rarely, so they are walked in full polls, and read with one GET for rows that appear in
+  between; the other polls reuse the last values.
+
+Every :data:`FULL_WALK_EVERY` polls everything is walked again: an attribute change shows
+within that many polls, and a new row that lacks a preferred column gets its fallback.
 """
 
 from __future__ import annotations
@@ -64,3 +68,16 @@ def unneeded_fallbacks(groups: list[Group], tables: dict[Oid, dict[Oid, Cell]]) 
                 else:
                     needed.update(sources[1:])
     return frozenset(spare - needed)
+
+
+def attribute_only_columns(groups: list[Group]) -> frozenset[Oid]:
+    """Table columns read by attributes and by no meter."""
+    attributes: set[Oid] = set()
+    meters: set[Oid] = set()
+    for group in groups:
+        for table in group.spec.tables:
+            for spec in table.attributes.values():
+                attributes.update(spec.oids())
+            for meter in table.meters:
+                meters.update(meter.oids())
+    return frozenset(attributes - meters)
