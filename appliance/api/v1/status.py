@@ -6,6 +6,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify
 
+from appliance.aggregation import REDUCERS
 from appliance.api import get_store
 from appliance.api.params import AGGREGATIONS
 
@@ -38,6 +39,7 @@ def capabilities():
     return jsonify(
         {
             "aggregation_methods": list(AGGREGATIONS),
-            "dynamic_aggregation_methods": [],
+            # What /v1/aggregates computes across series (aggregate, resample, rolling).
+            "dynamic_aggregation_methods": sorted(REDUCERS),
         }
     )
