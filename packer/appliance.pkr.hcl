@@ -133,13 +133,16 @@ build {
     groups        = ["appliance"]
     user          = var.ssh_username
     use_proxy     = false
+    # JSON, so that booleans stay booleans (ansible-core 2.19 refuses "true" as a condition).
     extra_arguments = [
-      "-e", "appliance_install_source=${var.appliance_wheel == "" ? "pypi" : "wheel"}",
-      "-e", "appliance_wheel=${var.appliance_wheel}",
-      "-e", "appliance_wheelhouse=${var.appliance_wheelhouse}",
-      "-e", "appliance_version=${var.appliance_version}",
-      "-e", "appliance_image_build=true",
-      "-e", "appliance_api_listen=0.0.0.0:8041",
+      "--extra-vars", jsonencode({
+        appliance_install_source = var.appliance_wheel == "" ? "pypi" : "wheel"
+        appliance_wheel          = var.appliance_wheel
+        appliance_wheelhouse     = var.appliance_wheelhouse
+        appliance_version        = var.appliance_version
+        appliance_image_build    = true
+        appliance_api_listen     = "0.0.0.0:8041"
+      }),
     ]
     ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False"]
   }
