@@ -168,7 +168,7 @@ def main() -> None:
             session = requests.Session()
             session.headers.update(app.headers)
             ids = [session.post(f"{app.url}/v1/metric",
-                                json={"archive_policy_name": "medium"}).json()["id"]
+                                json={"archive_policy_name": "medium", "name": "bench.load"}).json()["id"]
                    for _ in range(n)]
             _BODIES[:] = bodies(ids, rounds, t0)
             with multiprocessing.get_context("fork").Pool(CLIENTS) as pool:

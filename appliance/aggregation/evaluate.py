@@ -84,7 +84,8 @@ def _grid(series: list[Series], fill: Fill) -> tuple[np.ndarray, np.ndarray]:
     first = series[0].times
     if all(s.times.shape == first.shape and np.array_equal(s.times, first) for s in series):
         times = first
-        values = np.column_stack([s.values for s in series]).astype(float, copy=False)
+        # Stacking rows is a contiguous copy per series; the transpose is a free view.
+        values = np.stack([s.values for s in series]).astype(float, copy=False).T
     else:
         times = np.unique(np.concatenate([s.times for s in series]))
         values = np.full((len(times), len(series)), np.nan)
@@ -92,7 +93,8 @@ def _grid(series: list[Series], fill: Fill) -> tuple[np.ndarray, np.ndarray]:
             values[np.searchsorted(times, s.times), i] = s.values
     # A timestamp where no series has a point does not exist (RRD reports it as unknown).
     present = ~np.all(np.isnan(values), axis=1)
-    times, values = times[present], values[present]
+    if not present.all():
+        times, values = times[present], values[present]
     if isinstance(fill, float | int) and not isinstance(fill, bool):
         values = np.where(np.isnan(values), float(fill), values)
     return times, values
@@ -137,7 +139,8 @@ def _eval(node, grid: _Value, keys: list[tuple[str, str]]):
         wanted = set(node[1:])
         pos = [i for i, c in enumerate(grid.columns) if keys[c] in wanted]
         cols = [grid.columns[i] for i in pos]
-        return _Value(grid.granularity, grid.times, grid.values[:, pos], cols, False)
+        values = grid.values if len(pos) == len(grid.columns) else grid.values[:, pos]
+        return _Value(grid.granularity, grid.times, values, cols, False)
     if op == "aggregate":
         sub = _series(_eval(node[2], grid, keys), op)
         reduced = REDUCERS[node[1]](sub.values, 1)[:, None]
