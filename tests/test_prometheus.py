@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from appliance import tokens
+from appliance import config, tokens
 from appliance.api import create_app
 from appliance.model import Kind, PollResult, Resource, Sample, TargetReport
 
@@ -90,3 +90,12 @@ def test_exposition_has_latest_values_labels_and_health(client, store, promtool)
 
 def test_exposition_needs_a_token_unless_open_read(client):
     assert client.get("/metrics", environ_base={"HTTP_AUTHORIZATION": ""}).status_code == 401
+
+
+def test_exposition_open_to_anonymous_readers_when_configured(store):
+    settings = config.parse({"data_dir": str(store.settings.data_dir),
+                             "api": {"open_read": True}}, "<test>")
+    client = create_app(settings, store).test_client()
+    r = client.get("/metrics")
+    assert r.status_code == 200 and b"appliance_rrdcached_up" in r.data
+    assert client.post("/v1/metric", json={"archive_policy_name": "low"}).status_code == 401
