@@ -164,7 +164,8 @@ class SnmpPollster(Pollster):
             except SnmpError as exc:
                 error = str(exc)
             except Exception as exc:  # one broken target must never fail the whole poll
-                log.exception("snmp target %s: unexpected failure", name)
+                # The traceback only at debug level: its message is not scrubbed there.
+                log.debug("snmp target %s: unexpected failure", name, exc_info=True)
                 error = f"unexpected {type(exc).__name__}: {exc}"
             else:
                 result.reports[0].started_at = started_at
