@@ -8,10 +8,14 @@ Baseline in the same run: the same reads with net-snmp, one ``snmpget`` and two
 ``snmpbulkwalk -Cr<max-repetitions>`` per device, as many in parallel as the pollster's
 concurrency. CPU is this process's for the pollster and the children's for net-snmp
 (C, three process starts per device included); snmpsim's own CPU is in neither. The
-first cycle (imports, engine set-up, a full walk) is printed apart; the other figures
-are the median of the following cycles.
+pollster's first poll (imports, engine set-up, every target's full walk) is printed
+apart; then it runs one period of polls in which each target also takes one full walk
+(staggered; the others leave out attribute and unneeded 32-bit columns, see
+walkplan.py). The worst cycle of that period is held against the target.
 
     .venv/bin/python benchmarks/snmp.py [--devices 50] [--interfaces 20] [--cycles 3]
+
+(``--cycles``: net-snmp baseline rounds; the pollster runs one full-walk period.)
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from appliance.config import parse  # noqa: E402
 from appliance.pollsters.snmp import build  # noqa: E402
+from appliance.pollsters.snmp.walkplan import FULL_WALK_EVERY  # noqa: E402
 from tests.snmp import recordings as rec  # noqa: E402  (the tests' recording generator)
 from tests.snmp.agents import snmpsim  # noqa: E402
 
@@ -54,7 +59,9 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def pollster_cycles(port: int, communities: list[str], cycles: int) -> list[dict[str, float]]:
+def pollster_cycles(port: int, communities: list[str]) -> list[dict[str, float]]:
+    """The first poll (set-up, full walks), then one period of FULL_WALK_EVERY polls in
+    which every target takes one full walk (staggered, see walkplan.is_full_walk)."""
     targets = [
         {
             "name": c,
@@ -71,7 +78,7 @@ def pollster_cycles(port: int, communities: list[str], cycles: int) -> list[dict
     pollster = build(settings)
     out = []
     try:
-        for _ in range(cycles + 1):
+        for _ in range(FULL_WALK_EVERY + 1):
             wall, cpu = time.perf_counter(), time.process_time()
             result = pollster.poll(pollster.targets(), time.monotonic() + 120)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -134,32 +141,32 @@ def main() -> None:
         for c in communities
     }
     with snmpsim(data, communities[0]) as sim:
-        first, *ours = pollster_cycles(sim.port, communities, args.cycles)
+        first, *period = pollster_cycles(sim.port, communities)
         base = netsnmp_cycles(sim.port, communities, args.cycles)
 
-    cpu, base_cpu = _median(ours, "cpu"), _median(base, "cpu")
+    cpu, base_cpu = _median(period, "cpu"), _median(base, "cpu")
+    worst = max(c["cpu"] for c in period)
     print(
         f"SNMP poll cycle: {args.devices} devices x {args.interfaces} interfaces (snmpsim), "
-        f"max-repetitions {MAX_REPETITIONS}, concurrency {CONCURRENCY}, "
-        f"median of {args.cycles} cycles"
+        f"max-repetitions {MAX_REPETITIONS}, concurrency {CONCURRENCY}"
     )
     print(
-        f"  appliance pollster : wall {_median(ours, 'wall'):6.2f} s  CPU {cpu:6.2f} s  "
-        f"PDUs {_median(ours, 'pdus'):5.0f}  samples {_median(ours, 'samples'):.0f}"
+        f"  appliance (median of {len(period)} cycles): wall {_median(period, 'wall'):.2f} s"
+        f"  CPU {cpu:.2f} s (max {worst:.2f} s)  PDUs {_median(period, 'pdus'):.0f}"
+        f"  samples {_median(period, 'samples'):.0f}"
     )
     print(
-        f"  (first cycle, with engine set-up and a full walk incl. 32-bit fallback columns: "
-        f"CPU {first['cpu']:.2f} s, PDUs {first['pdus']:.0f}; every 10th cycle walks in full)"
+        f"  appliance, first poll (imports, engine set-up, all full walks):"
+        f" CPU {first['cpu']:.2f} s  PDUs {first['pdus']:.0f}"
     )
     print(
-        f"  net-snmp baseline  : wall {_median(base, 'wall'):6.2f} s  CPU {base_cpu:6.2f} s  "
-        f"values {_median(base, 'values'):.0f} (snmpget + 2 snmpbulkwalk per device)"
+        f"  net-snmp baseline (median of {args.cycles}): wall {_median(base, 'wall'):.2f} s"
+        f"  CPU {base_cpu:.2f} s  values {_median(base, 'values'):.0f}"
+        f"  (snmpget + 2 snmpbulkwalk per device)"
     )
-    print(f"  CPU ratio pollster / net-snmp: {cpu / base_cpu:.2f}")
-    print(
-        f"  CPU per cycle {cpu:.2f} s vs target < {TARGET_CPU_SECONDS:.0f} s: "
-        f"{'OK' if cpu < TARGET_CPU_SECONDS else 'OVER'}"
-    )
+    print(f"  CPU ratio appliance / net-snmp: {cpu / base_cpu:.2f}")
+    verdict = "OK" if worst < TARGET_CPU_SECONDS else "OVER"
+    print(f"  worst cycle CPU {worst:.2f} s vs target < {TARGET_CPU_SECONDS:.0f} s: {verdict}")
 
 
 if __name__ == "__main__":

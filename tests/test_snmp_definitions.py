@@ -19,7 +19,9 @@ from appliance.pollsters.snmp.definitions import (
     select,
 )
 from appliance.pollsters.snmp.walkplan import (
+    FULL_WALK_EVERY,
     attribute_only_columns,
+    is_full_walk,
     table_columns,
     unneeded_fallbacks,
 )
@@ -181,3 +183,13 @@ def test_attribute_only_columns_exclude_those_a_meter_reads() -> None:
     slow = attribute_only_columns([load_groups()["if-mib"]])
     assert parse_oid("1.3.6.1.2.1.31.1.1.1.18") in slow  # ifAlias
     assert parse_oid("1.3.6.1.2.1.2.2.1.8") not in slow  # ifOperStatus: also a meter
+
+
+def test_full_walks_come_every_period_and_are_spread_over_targets() -> None:
+    names = [f"switch-{i}" for i in range(50)]
+    assert all(is_full_walk(n, 0) for n in names)  # nothing known yet about a device
+    for name in names:
+        fulls = [p for p in range(1, 1 + 3 * FULL_WALK_EVERY) if is_full_walk(name, p)]
+        assert len(fulls) == 3 and fulls[1] - fulls[0] == FULL_WALK_EVERY
+    per_cycle = [sum(is_full_walk(n, p) for n in names) for p in range(1, 1 + FULL_WALK_EVERY)]
+    assert max(per_cycle) < len(names) / 2

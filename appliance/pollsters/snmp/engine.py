@@ -31,11 +31,11 @@ from appliance.pollsters.snmp.counters import CounterTracker
 from appliance.pollsters.snmp.definitions import Group, Oid, candidates_for, select
 from appliance.pollsters.snmp.metering import DEVICE_TYPE, Reading, measure
 from appliance.pollsters.snmp.walkplan import (
-    FULL_WALK_EVERY,
     SYS_DESCR,
     SYS_OBJECT_ID,
     SYS_UPTIME,
     attribute_only_columns,
+    is_full_walk,
     scalar_oids,
     table_columns,
     unneeded_fallbacks,
@@ -206,7 +206,7 @@ class SnmpPollster(Pollster):
             _text(reading, SYS_OBJECT_ID),
             _text(reading, SYS_DESCR),
         )
-        full = state.polls % FULL_WALK_EVERY == 0
+        full = is_full_walk(target.name, state.polls)
         slow = frozenset() if full else attribute_only_columns(groups)
         skip = frozenset() if full else state.skip | slow
         tables = table_columns(groups, skip)

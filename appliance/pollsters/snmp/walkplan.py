@@ -10,9 +10,13 @@ Decoding responses is most of a poll's CPU, so steady polls leave out two kinds 
 
 Every :data:`FULL_WALK_EVERY` polls everything is walked again: an attribute change shows
 within that many polls, and a new row that lacks a preferred column gets its fallback.
+Targets take their full walks in different cycles (see :func:`is_full_walk`), so no cycle
+costs much more than another.
 """
 
 from __future__ import annotations
+
+import zlib
 
 from appliance.pollsters.snmp.client import Cell
 from appliance.pollsters.snmp.definitions import Group, Oid, ValueSpec
@@ -21,6 +25,13 @@ FULL_WALK_EVERY = 10
 SYS_DESCR: Oid = (1, 3, 6, 1, 2, 1, 1, 1, 0)
 SYS_OBJECT_ID: Oid = (1, 3, 6, 1, 2, 1, 1, 2, 0)
 SYS_UPTIME: Oid = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+
+
+def is_full_walk(target_name: str, polls: int) -> bool:
+    """Whether a target's poll number ``polls`` (from 0) walks every column: its first
+    one, then every :data:`FULL_WALK_EVERY`-th, offset by a stable hash of its name."""
+    offset = zlib.crc32(target_name.encode())
+    return polls == 0 or (polls + offset) % FULL_WALK_EVERY == 0
 
 
 def scalar_oids(groups: list[Group]) -> list[Oid]:
