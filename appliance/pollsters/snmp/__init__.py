@@ -4,6 +4,7 @@
   ``definitions_dir``) into typed groups;
 - :mod:`.converters` is the fixed table of value converters a definition may name;
 - :mod:`.client` speaks SNMP to one agent (GET, multi-column GETBULK walks, backoff);
+- :mod:`.walkplan` decides which scalars and table columns a poll requests;
 - :mod:`.counters` keeps counters continuous across 32-bit wraps and agent restarts;
 - :mod:`.metering` turns what was read into resources and samples;
 - :mod:`.engine` runs every target concurrently under its deadline.
