@@ -142,6 +142,8 @@ build {
         appliance_version        = var.appliance_version
         appliance_image_build    = true
         appliance_api_listen     = "0.0.0.0:8041"
+        # a first start under TCG emulation takes minutes, not seconds
+        appliance_status_timeout = 900
       }),
     ]
     ansible_env_vars = ["ANSIBLE_HOST_KEY_CHECKING=False"]

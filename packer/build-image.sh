@@ -12,7 +12,8 @@
 # Environment: OUT (packer/output), ACCEL (tcg; kvm where the CPU can run a Linux guest),
 # DISK_SIZE (4G), MIRROR (http://deb.debian.org/debian), SSH_PUBKEY (a public key file to
 # leave authorized for root in the image; default: the build key $OUT/appliance_ed25519),
-# BASE_ONLY=1 (stop after $OUT/base.qcow2), REUSE_BASE=1 (provision an existing base.qcow2).
+# BASE_ONLY=1 (stop after $OUT/base.qcow2), REUSE_BASE=1 (provision an existing base.qcow2),
+# PACKER_ARGS (more `packer build` options, e.g. -on-error=abort to inspect a failed guest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -133,7 +134,8 @@ wheel=$(ls "$work"/wheelhouse/appliance-*.whl)
 
 step "packer build (accelerator $ACCEL)"
 t_packer=$SECONDS
-PATH=$VENV_BIN:$PATH packer build -force \
+# shellcheck disable=SC2086 # PACKER_ARGS is a list of options
+PATH=$VENV_BIN:$PATH packer build -force ${PACKER_ARGS:-} \
   -var base_image="$OUT/base.qcow2" \
   -var accelerator="$ACCEL" \
   -var disk_size="$DISK_SIZE" \
