@@ -37,6 +37,7 @@ BUILTIN_RESOURCE_TYPES: dict[str, list[str]] = {
     "snmp_interface": ["name", "device_id"],
     "snmp_storage": ["name", "device_id"],
     "snmp_disk": ["name", "device_id"],
+    "snmp_processor": ["name", "device_id"],
     "sensor": ["chip", "label", "host", "source"],
 }
 
