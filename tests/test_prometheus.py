@@ -62,6 +62,7 @@ def _poll(now: float) -> PollResult:
 def test_exposition_has_latest_values_labels_and_health(client, store, promtool):
     store.write(_poll(time.time() // 60 * 60))
     store.index.record_reports(_poll(time.time()).reports)
+    store.index.create_metric("pushed.but.empty", "W", None, "low")  # no RRD file yet
     r = client.get("/metrics")
     assert r.status_code == 200
     text = r.get_data(as_text=True)
@@ -74,6 +75,7 @@ def test_exposition_has_latest_values_labels_and_health(client, store, promtool)
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             samples.setdefault(s.name, []).append(s)
+    assert "pushed_but_empty" not in samples
     (temp,) = samples["hardware_sensor_temperature"]
     assert temp.value == 47.5
     assert temp.labels["chip"] == "coretemp" and temp.labels["resource_type"] == "sensor"

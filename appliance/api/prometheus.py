@@ -64,11 +64,16 @@ class ApplianceCollector:
             " FROM metrics m LEFT JOIN resources r ON r.id = m.resource_id"
             " WHERE m.name IS NOT NULL ORDER BY m.name, m.id"
         )
-        present = [r for r in rows if store.measures.exists(r["id"])]
-        store.client.batch([f"FLUSH {store.measures.relpath(r['id'])}" for r in present])
+        rels = [(row, store.measures.relpath(row["id"])) for row in rows]
+        # A FLUSH of a file not created yet (no measure so far) fails alone in the batch.
+        store.client.batch([f"FLUSH {rel}" for _, rel in rels])
+        rrd_dir = str(store.measures.rrd_dir)
         families: dict[str, tuple[str, list]] = {}
-        for row in present:
-            value = rrdtool.lastupdate(str(store.measures.path(row["id"])))["ds"].get("v")
+        for row, rel in rels:
+            try:
+                value = rrdtool.lastupdate(f"{rrd_dir}/{rel}")["ds"].get("v")
+            except rrdtool.OperationalError:
+                continue  # no measure yet
             if value is None:
                 continue
             counter = row["kind"] == Kind.CUMULATIVE.value
