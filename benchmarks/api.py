@@ -167,8 +167,8 @@ def main() -> None:
         try:
             session = requests.Session()
             session.headers.update(app.headers)
-            ids = [session.post(f"{app.url}/v1/metric",
-                                json={"archive_policy_name": "medium", "name": "bench.load"}).json()["id"]
+            body = {"archive_policy_name": "medium", "name": "bench.load"}
+            ids = [session.post(f"{app.url}/v1/metric", json=body).json()["id"]
                    for _ in range(n)]
             _BODIES[:] = bodies(ids, rounds, t0)
             with multiprocessing.get_context("fork").Pool(CLIENTS) as pool:
