@@ -27,8 +27,8 @@ variable "accelerator" {
 
 variable "cpu_model" {
   type        = string
-  default     = "qemu64"
-  description = "QEMU -cpu model; qemu64 works under TCG and KVM alike."
+  default     = "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16"
+  description = "QEMU -cpu model. x86-64-v2 at least: NumPy 2 wheels refuse older CPUs, and plain qemu64 lacks SSE4.2 and POPCNT. Works under TCG and KVM alike (-cpu host crashes under nested KVM)."
 }
 
 variable "cpus" {

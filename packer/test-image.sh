@@ -29,7 +29,8 @@ ssh_port=$(free_port)
 
 qemu-img create -q -f qcow2 -b "$(realpath "$image")" -F qcow2 "$work/overlay.qcow2"
 t0=$SECONDS
-qemu-system-x86_64 -accel "$ACCEL" -cpu qemu64 -smp 2 -m 1536 \
+# x86-64-v2 at least: NumPy 2 wheels refuse plain qemu64 (no SSE4.2, no POPCNT).
+qemu-system-x86_64 -accel "$ACCEL" -cpu qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16 -smp 2 -m 1536 \
   -drive file="$work/overlay.qcow2",if=virtio,format=qcow2 \
   -netdev user,id=n0,hostfwd=tcp:127.0.0.1:"$api_port"-:8041,hostfwd=tcp:127.0.0.1:"$ssh_port"-:22 \
   -device virtio-net-pci,netdev=n0 \
