@@ -17,7 +17,7 @@ RUN_PACKAGES := python3 python3-venv python3-dev gcc pkg-config librrd-dev rrdto
 TEST_PACKAGES := snmpd snmp libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu \
 	qemu-system-x86 qemu-utils chromium fonts-dejavu-core packer mmdebstrap
 
-.PHONY: run test lint bench deps-run deps-test venv venv-run image image-test clean
+.PHONY: run test lint screenshots bench deps-run deps-test venv venv-run image image-test clean
 
 run: deps-run venv-run
 	$(VENV)/bin/appliance run --data-dir $(DATA_DIR) $(if $(CONFIG),--config $(CONFIG))
@@ -28,6 +28,10 @@ test: deps-test venv
 
 lint: venv
 	$(VENV)/bin/ruff check appliance tests benchmarks
+
+# Retake the README's screenshots (docs/*.png) with the browser test.
+screenshots: deps-test venv
+	UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest -q tests/test_ui_browser.py
 
 bench: deps-test venv
 	for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
