@@ -117,29 +117,34 @@ class Measures:
         """Write points of many metrics in one rrdcached batch."""
         out = WriteOutcome()
         pending: list[tuple[Metric, list[tuple[float, str]]]] = []
+        isfinite = math.isfinite
         for metric, policy, points in items:
-            # DERIVE accepts integers only ("not a simple signed integer: '100.0'").
-            as_text = _int_text if metric.kind is Kind.CUMULATIVE else _float_text
             shift = self._shift[metric.id] = policy.step
-            good = []
-            for ts, value in points:
-                if math.isfinite(ts) and math.isfinite(value):
-                    good.append((round(ts + shift, 3), value))
-                else:
-                    out.rejected.append(Rejected(metric.id, ts, "not a finite number"))
+            good = [(ts + shift, v) for ts, v in points if isfinite(ts) and isfinite(v)]
+            if len(good) != len(points):
+                out.rejected.extend(
+                    Rejected(metric.id, ts, "not a finite number")
+                    for ts, v in points
+                    if not (isfinite(ts) and isfinite(v))
+                )
             if not good:
                 continue
-            good.sort()
+            good.sort()  # linear when the points already come in order
             if not self.exists(metric.id) and self._create(metric, policy, good[0][0]):
                 out.created += 1
             last = self._last_update(metric.id)
-            fresh = []
-            for ts, value in good:
+            fresh_points = []
+            for ts, value in good:  # also drops a repeated timestamp within the batch
                 if ts <= last:
                     out.rejected.append(_stale(metric.id, ts, last, shift))
                 else:
-                    fresh.append((ts, f"{ts:.3f}:{as_text(value)}"))
+                    fresh_points.append((ts, value))
                     last = ts
+            # DERIVE accepts integers only ("not a simple signed integer: '100.0'").
+            if metric.kind is Kind.CUMULATIVE:
+                fresh = [(ts, f"{ts:.3f}:{int(v)}") for ts, v in fresh_points]
+            else:
+                fresh = [(ts, f"{ts:.3f}:{float(v)!r}") for ts, v in fresh_points]
             if fresh:
                 pending.append((metric, fresh))
         for _attempt in range(3):
@@ -261,11 +266,3 @@ def _stale(metric_id: str, rrd_ts: float, rrd_last: float, shift: int) -> Reject
         rrd_ts - shift,
         f"not newer than the metric's last measure ({rrd_last - shift:.3f})",
     )
-
-
-def _int_text(value: float) -> str:
-    return str(int(value))
-
-
-def _float_text(value: float) -> str:
-    return repr(float(value))
