@@ -19,7 +19,6 @@ from appliance.config import Settings
 from appliance.index import Conflict, Index, NotFound
 
 ADMIN_TOKEN_FILE = "admin-token"
-REFRESH_SECONDS = 2.0
 
 
 def hash_token(token: str) -> str:
@@ -79,7 +78,13 @@ class Identity:
 
 
 class Verifier:
-    """Checks presented tokens against config tokens and the index (refreshed every 2 s)."""
+    """Checks presented tokens against the config's tokens and the index.
+
+    Index tokens are looked up by their hash at every request (one indexed SELECT), so a
+    token created or revoked by ``appliance token`` takes effect at once in every API worker.
+    Only hashes are compared: the secret itself never meets a comparison that could leak
+    its prefix through timing.
+    """
 
     def __init__(self, settings: Settings, index: Index):
         self._static = {
@@ -87,22 +92,16 @@ class Verifier:
             for t in settings.api.tokens
         }
         self._index = index
-        self._known: dict[str, Identity] = dict(self._static)
-        self._loaded_at = -1e9
-
-    def _refresh(self) -> None:
-        if time.monotonic() - self._loaded_at < REFRESH_SECONDS:
-            return
-        rows = self._index.query("SELECT name, hash, role FROM tokens")
-        self._known = {**{r["hash"]: Identity(r["name"], r["role"]) for r in rows}, **self._static}
-        self._loaded_at = time.monotonic()
 
     def verify(self, token: str) -> Identity | None:
-        self._refresh()
         presented = hash_token(token)
         found = None
-        for known, identity in self._known.items():
+        for known, identity in self._static.items():
             # Compare every candidate, in constant time each, whether or not one matched.
             if hmac.compare_digest(presented, known):
                 found = identity
+        if found is None:
+            rows = self._index.query("SELECT name, role FROM tokens WHERE hash = ?", (presented,))
+            if rows:
+                found = Identity(rows[0]["name"], rows[0]["role"])
         return found

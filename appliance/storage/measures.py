@@ -88,7 +88,9 @@ class Measures:
         path = self.path(metric.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
-        start = int(first_ts) - policy.step
+        # The bucket of the oldest measure (first_ts is already shifted by one step) begins
+        # the file, so a lone measure at any second is read back in its own bucket.
+        start = (int(first_ts) - policy.step) // policy.step * policy.step
         try:
             rrdtool.create(
                 str(path),
