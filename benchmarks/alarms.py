@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ from appliance.alarms.actions import Notifier  # noqa: E402
 from appliance.alarms.evaluator import Evaluator  # noqa: E402
 from appliance.alarms.model import parse_alarm  # noqa: E402
 from appliance.alarms.store import AlarmStore  # noqa: E402
-from appliance.storage.daemon import prepare, rrdcached_argv  # noqa: E402
+from appliance.storage.daemon import rrdcached_process  # noqa: E402
 from appliance.store import Store  # noqa: E402
 
 POINTS = 60
@@ -73,11 +72,7 @@ def main() -> None:
     now = t0 + 60 * POINTS + 1
     with tempfile.TemporaryDirectory() as tmp:
         settings = config.parse({"data_dir": str(Path(tmp) / "data")})
-        prepare(settings)
-        daemon = subprocess.Popen(rrdcached_argv(settings), stderr=subprocess.DEVNULL)
-        try:
-            while not settings.rrdcached_socket.exists():
-                time.sleep(0.01)
+        with rrdcached_process(settings):
             store = Store(settings)
             ids = setup(store, args.alarms, t0)
             notifier = Notifier(timeout=5, retries=0)
@@ -103,9 +98,6 @@ def main() -> None:
             baseline = [timed(raw) for _ in range(args.rounds)]
             notifier.close()
             store.close()
-        finally:
-            daemon.terminate()
-            daemon.wait()
     wall = statistics.median(r[0] for r in rounds)
     cpu = statistics.median(r[1] for r in rounds)
     raw_wall = statistics.median(b[0] for b in baseline)

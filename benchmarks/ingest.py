@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance import config  # noqa: E402
 from appliance.model import Kind, PollResult, Resource, Sample  # noqa: E402
-from appliance.storage.daemon import prepare, rrdcached_argv  # noqa: E402
+from appliance.storage.daemon import rrdcached_process  # noqa: E402
 from appliance.storage.measures import heartbeat  # noqa: E402
 from appliance.storage.policy import BUILTIN_POLICIES  # noqa: E402
 from appliance.store import Store  # noqa: E402
@@ -48,11 +47,7 @@ def poll_results(n_metrics: int, points: int, t0: int) -> PollResult:
 
 def store_path(tmp: Path, n: int, points: int, t0: int) -> tuple[float, float, int]:
     settings = config.parse({"data_dir": str(tmp / "store")})
-    prepare(settings)
-    daemon = subprocess.Popen(rrdcached_argv(settings), stderr=subprocess.DEVNULL)
-    try:
-        while not settings.rrdcached_socket.exists():
-            time.sleep(0.01)
+    with rrdcached_process(settings):
         store = Store(settings)
         first, second = poll_results(n, points, t0), poll_results(n, points, t0 + 60 * points)
         t = time.perf_counter()
@@ -68,9 +63,6 @@ def store_path(tmp: Path, n: int, points: int, t0: int) -> tuple[float, float, i
         assert len(got) >= 2 * points - 2, len(got)
         store.close()
         return create_s, append_s, r1.accepted + r2.accepted
-    finally:
-        daemon.terminate()
-        daemon.wait()
 
 
 def raw_path(tmp: Path, n: int, points: int, t0: int) -> tuple[float, float]:

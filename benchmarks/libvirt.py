@@ -15,7 +15,6 @@ CPU is this process's (the test driver runs in it) plus rrdcached's.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from appliance import config  # noqa: E402
 from appliance.config import LibvirtSettings  # noqa: E402
 from appliance.pollsters.libvirt import LibvirtPollster  # noqa: E402
 from appliance.pollsters.libvirt.inspector import BULK_FLAGS, BULK_GROUPS  # noqa: E402
-from appliance.storage.daemon import prepare, rrdcached_argv  # noqa: E402
+from appliance.storage.daemon import rrdcached_process  # noqa: E402
 from appliance.store import Store  # noqa: E402
 from tests.test_libvirt import node_xml  # noqa: E402  (the tests' domain generator)
 
@@ -84,11 +83,7 @@ def main() -> None:
         node.write_text(node_xml(args.domains))
         uri = f"test://{node}"
         settings = config.parse({"data_dir": str(Path(tmp) / "store")})
-        prepare(settings)
-        proc = subprocess.Popen(rrdcached_argv(settings), stderr=subprocess.DEVNULL)
-        try:
-            while not settings.rrdcached_socket.exists():
-                time.sleep(0.01)
+        with rrdcached_process(settings) as proc:
             rrdcached = psutil.Process(proc.pid)
             store = Store(settings)
             pollster = LibvirtPollster(LibvirtSettings(uri=uri, lifecycle_events=False))
@@ -104,9 +99,6 @@ def main() -> None:
             pollster.close()
             store.close()
             raw_w, raw_c, raw_values = raw_calls(uri)
-        finally:
-            proc.terminate()
-            proc.wait()
 
     print(f"libvirt: {args.domains} domains on the test driver (per-domain path), "
           f"{psutil.cpu_count()} cores")

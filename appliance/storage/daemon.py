@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from subprocess import DEVNULL, Popen
+from typing import IO
 
 from appliance.config import Settings
 from appliance.storage.wal import replay
@@ -59,3 +64,25 @@ def _alive(pidfile: Path) -> bool:
     except PermissionError:
         return True
     return True
+
+
+@contextmanager
+def rrdcached_process(settings: Settings, log: IO[bytes] | int | None = None) -> Iterator[Popen]:
+    """rrdcached as a child of this process, for tools that run without supervisord.
+
+    Benchmarks and tests use it; it prepares the data dir exactly as the supervised program
+    does, waits for the socket, and stops the daemon (flushing it) on exit.
+    """
+    prepare(settings)
+    proc = Popen(rrdcached_argv(settings), stdout=log or DEVNULL, stderr=log or DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not settings.rrdcached_socket.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"rrdcached did not start (exit code {proc.poll()})")
+            time.sleep(0.01)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
