@@ -62,8 +62,12 @@ echo "test-image: /v1/status after $boot_seconds s: $status"
 code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$api_port/v1/status")
 [ "$code" = 401 ] || { echo "test-image: /v1/status without a token gave $code, not 401" >&2; exit 1; }
 
-# The status page signs in with the same token (a session cookie), then serves the overview.
-curl -fsS -m 10 -c "$work/cookies" -o /dev/null --data-urlencode "token=$token" \
+# The status page signs in with the same token (a session cookie, a CSRF field from the
+# login form), then serves the overview.
+form=$(curl -fsS -m 30 -c "$work/cookies" "http://127.0.0.1:$api_port/login")
+csrf=$(sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' <<<"$form")
+curl -fsS -m 30 -b "$work/cookies" -c "$work/cookies" -o /dev/null \
+  --data-urlencode "token=$token" --data-urlencode "csrf_token=$csrf" \
   "http://127.0.0.1:$api_port/login"
 page=$(curl -fsS -m 30 -b "$work/cookies" "http://127.0.0.1:$api_port/")
 grep -qi '<html' <<<"$page" || { echo "test-image: the status page is not HTML" >&2; exit 1; }
