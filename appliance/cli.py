@@ -56,13 +56,16 @@ def main() -> None:
 
 @main.command("check-config")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def check_config(file: Path) -> None:
+@click.option("--quiet", "-q", is_flag=True, help="Only validate; print nothing if valid.")
+def check_config(file: Path, quiet: bool) -> None:
     """Validate FILE and print the effective config (secrets masked); exit 2 if invalid."""
     try:
         settings = config_mod.load(file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    if quiet:
+        return
     import yaml
 
     click.echo(yaml.safe_dump(config_mod.effective(settings), sort_keys=False), nl=False)
@@ -107,7 +110,7 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
             err=True,
         )
     conf = settings.run_dir / "supervisord.conf"
-    conf.write_text(supervise.render(settings, config_path))
+    conf.write_text(supervise.render(settings, config_path, supervise.stdout_is_socket()))
     click.echo(
         f"appliance: API on http://{settings.api.listen}/ , data in {settings.data_dir}",
         err=True,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import configparser
 import io
+import os
 import shlex
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,7 +71,21 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
 EXTRA_PROGRAMS: list[Callable[[Settings, list[str]], list[Program]]] = []
 
 
-def render(settings: Settings, config_path: Path | None) -> str:
+def stdout_is_socket() -> bool:
+    """Whether our stdout is a socket (systemd's journal stream, ``StandardOutput=journal``).
+
+    supervisord reopens ``/dev/stdout`` for every child, and reopening a socket fails with
+    ENXIO, so every program would die at start under systemd.
+    """
+    try:
+        return stat.S_ISSOCK(os.fstat(1).st_mode)
+    except OSError:
+        return False
+
+
+def render(settings: Settings, config_path: Path | None, to_syslog: bool = False) -> str:
+    """The supervisord config; ``to_syslog`` sends children's output to syslog (the journal
+    under systemd) instead of supervisord's stdout."""
     run, log = settings.run_dir, settings.log_dir
     cp = configparser.RawConfigParser()
     cp["supervisord"] = {
@@ -100,9 +116,11 @@ def render(settings: Settings, config_path: Path | None) -> str:
             "stopasgroup": "true",
             "killasgroup": "true",
             "redirect_stderr": "true",
-            "stdout_logfile": "/dev/stdout",
-            "stdout_logfile_maxbytes": "0",
         }
+        if to_syslog:
+            section.update(stdout_logfile="NONE", stdout_syslog="true")
+        else:
+            section.update(stdout_logfile="/dev/stdout", stdout_logfile_maxbytes="0")
         if prog.env:
             section["environment"] = ",".join(f'{k}="{v}"' for k, v in prog.env.items())
         cp[f"program:{prog.name}"] = section

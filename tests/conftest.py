@@ -80,9 +80,11 @@ def store(settings: Settings, rrdcached: Rrdcached) -> Iterator[Store]:
 class RunningAppliance:
     """``appliance run`` for real (supervisord, rrdcached, gunicorn, agents) on a tmp dir."""
 
-    def __init__(self, tmp: Path, overrides: dict | None = None):
+    def __init__(self, tmp: Path, overrides: dict | None = None, socket_stdout: bool = False):
         import yaml
 
+        # systemd's StandardOutput=journal hands the service a stream socket as stdout.
+        self.socket_stdout = socket_stdout
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.data_dir = tmp / "data"
@@ -109,11 +111,25 @@ class RunningAppliance:
         import sys
 
         log = open(self.log_path, "ab")  # noqa: SIM115
+        out = log
+        if self.socket_stdout:
+            import threading
+
+            out, reader = socket.socketpair()
+
+            def drain() -> None:
+                while chunk := reader.recv(65536):
+                    log.write(chunk)
+                    log.flush()
+
+            threading.Thread(target=drain, daemon=True).start()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "appliance", "run", "--config", str(self.config_path),
              "--data-dir", str(self.data_dir)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        if self.socket_stdout:
+            out.close()
         token_file = self.data_dir / "admin-token"
         wait_for(token_file.exists, what="the generated admin token")
         self.token = token_file.read_text().strip()
@@ -166,8 +182,10 @@ def appliance_factory(tmp_path: Path):
     """Start appliances with config overrides; every one is stopped at teardown."""
     started: list[RunningAppliance] = []
 
-    def start(overrides: dict | None = None, name: str = "a") -> RunningAppliance:
-        app = RunningAppliance(tmp_path / name, overrides)
+    def start(
+        overrides: dict | None = None, name: str = "a", socket_stdout: bool = False
+    ) -> RunningAppliance:
+        app = RunningAppliance(tmp_path / name, overrides, socket_stdout)
         started.append(app)
         app.start()
         return app

@@ -66,3 +66,11 @@ def test_crashed_child_is_restarted(appliance_factory):
 
     wait_for(restarted, timeout=20, what="rrdcached restarted by supervisord")
     wait_for(lambda: _host_measures(app), timeout=30, what="host measures after the restart")
+
+
+def test_run_with_a_socket_as_stdout_as_under_systemd(appliance_factory):
+    """StandardOutput=journal gives a stream socket; supervisord cannot reopen it as a file."""
+    app = appliance_factory(socket_stdout=True)
+    conf = (app.data_dir / "run" / "supervisord.conf").read_text()
+    assert "stdout_syslog = true" in conf and "/dev/stdout" not in conf
+    wait_for(lambda: _host_measures(app), timeout=30, what="host measures")
