@@ -122,21 +122,9 @@ class AlarmStore:
     def list(self, filters: dict[str, Any] | None = None, limit: int | None = None,
              marker: str | None = None) -> list[Alarm]:
         """Alarms ordered by id; ``filters`` on name, type, state, enabled, severity."""
-        clauses, args = [], []
-        for key, value in (filters or {}).items():
-            column = {"severity": "json_extract(definition, '$.severity')"}.get(key, key)
-            clauses.append(f"{column} = ?")
-            args.append(value)
-        if marker is not None:
-            clauses.append("id > ?")
-            args.append(marker)
-        sql = "SELECT * FROM alarms"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [_alarm(r) for r in self.index.query(sql, args)]
+        severity = "json_extract(definition, '$.severity')"
+        equal = {severity if k == "severity" else k: v for k, v in (filters or {}).items()}
+        return [_alarm(r) for r in self.index.page("alarms", equal, limit, marker)]
 
     def enabled(self) -> list[Alarm]:
         return [_alarm(r) for r in self.index.query("SELECT * FROM alarms WHERE enabled = 1")]

@@ -418,23 +418,35 @@ class Index:
         limit: int | None = None,
         marker: str | None = None,
     ) -> list[Metric]:
-        clauses, args = [], []
-        if resource_id is not None:
-            clauses.append("resource_id = ?")
-            args.append(resource_id)
-        if name is not None:
-            clauses.append("name = ?")
-            args.append(name)
+        filters = {"resource_id": resource_id, "name": name}
+        rows = self.page("metrics", {k: v for k, v in filters.items() if v is not None},
+                         limit, marker)
+        return [_metric(r) for r in rows]
+
+    def page(
+        self,
+        table: str,
+        equal: dict[str, Any],
+        limit: int | None = None,
+        marker: str | None = None,
+    ) -> list[sqlite3.Row]:
+        """Rows of ``table`` whose columns equal ``equal``'s values, after ``marker`` by id.
+
+        Table and column expressions come from the caller's code, never from a request; the
+        values are bound parameters.
+        """
+        clauses = [f"{column} = ?" for column in equal]
+        args = list(equal.values())
         if marker is not None:
             clauses.append("id > ?")
             args.append(marker)
-        sql = "SELECT * FROM metrics"
+        sql = f"SELECT * FROM {table}"
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
         sql += " ORDER BY id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_metric(r) for r in self.query(sql, args)]
+        return self.query(sql, args)
 
     def resource_metrics(self, resource_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         """``{resource_id: {metric name: metric id}}``: Gnocchi's ``metrics`` field."""
