@@ -18,7 +18,15 @@ from appliance.pollsters.snmp import SnmpPollster, build
 from appliance.pollsters.snmp.definitions import load_groups
 from appliance.pollsters.snmp.walkplan import FULL_WALK_EVERY, table_columns
 from tests.snmp import recordings as rec
-from tests.snmp.agents import Simulator, free_udp_port, snmp_set, snmpsim, udp_proxy
+from tests.snmp.agents import (
+    Simulator,
+    free_udp_port,
+    poll,
+    poll_and_close,
+    snmp_set,
+    snmpsim,
+    udp_proxy,
+)
 
 IN_OCTETS_1 = f"{rec.IF}.10.1"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
@@ -47,10 +55,6 @@ def _pollster(*targets: dict[str, Any]) -> SnmpPollster:
     return build(parse({"pollsters": {"snmp": {"targets": list(targets)}}}))
 
 
-def _poll(pollster: SnmpPollster, seconds: float = 20) -> PollResult:
-    return pollster.poll(pollster.targets(), time.monotonic() + seconds)
-
-
 def _values(result: PollResult, metric: str, rtype: str = "snmp_interface") -> dict[str, Sample]:
     return {
         s.resource.original_resource_id: s
@@ -61,10 +65,7 @@ def _values(result: PollResult, metric: str, rtype: str = "snmp_interface") -> d
 
 def test_64_bit_counters_are_preferred_and_32_bit_used_without_them(sim: Simulator) -> None:
     pollster = _pollster(_target("dev64", sim.port), _target("dev32", sim.port))
-    try:
-        result = _poll(pollster)
-    finally:
-        pollster.close()
+    result = poll_and_close(pollster)
     assert all(r.ok for r in result.reports), [r.error for r in result.reports]
     incoming = _values(result, "hardware.network.incoming.bytes")
     assert incoming["snmp://dev64/if/2"].value == 5_000_000_000_000 + 2000  # ifHCInOctets
@@ -91,7 +92,7 @@ def test_later_polls_skip_32_bit_columns_a_64_bit_device_does_not_need(sim: Simu
         _target("dev64", sim.port, groups=["if-mib"]), _target("dev32", sim.port, groups=["if-mib"])
     )
     try:
-        first, second = _poll(pollster), _poll(pollster)
+        first, second = poll(pollster), poll(pollster)
     finally:
         pollster.close()
     reports = {r.target: r.detail for r in second.reports}
@@ -107,10 +108,7 @@ def test_later_polls_skip_32_bit_columns_a_64_bit_device_does_not_need(sim: Simu
 
 def test_lm_sensors_rows_become_sensor_resources_like_hwmon(sim: Simulator) -> None:
     pollster = _pollster(_target("sensors", sim.port))
-    try:
-        result = _poll(pollster)
-    finally:
-        pollster.close()
+    result = poll_and_close(pollster)
     got = {
         (s.metric_name, s.resource.attributes["label"]): (pytest.approx(s.value), s.unit)
         for s in result.samples
@@ -134,10 +132,7 @@ def test_table_larger_than_one_pdu_is_walked_in_few_pdus(sim: Simulator) -> None
     """60 interfaces, max-repetitions 10: a walk of C columns costs at most
     ceil(60 x C / 10) + 1 PDUs, even though snmpsim cuts responses at 64 varbinds."""
     pollster = _pollster(_target("big", sim.port, max_repetitions=10, groups=["if-mib"]))
-    try:
-        result = _poll(pollster)
-    finally:
-        pollster.close()
+    result = poll_and_close(pollster)
     (report,) = result.reports
     assert report.ok, report.error
     assert len(_values(result, "hardware.network.incoming.bytes")) == 60
@@ -151,10 +146,10 @@ def test_table_larger_than_one_pdu_is_walked_in_few_pdus(sim: Simulator) -> None
 def test_vanished_interface_is_ended_and_ids_are_stable(sim: Simulator) -> None:
     pollster = _pollster(_target("gone", sim.port))
     try:
-        first = _poll(pollster)
+        first = poll(pollster)
         sim.rewrite("gone", rec.render(rec.system("Switch") + rec.interfaces(2, hc=True)))
-        second = _poll(pollster)
-        third = _poll(pollster)
+        second = poll(pollster)
+        third = poll(pollster)
     finally:
         pollster.close()
     ids = {s.resource.original_resource_id: s.resource.id for s in first.samples}
@@ -181,13 +176,13 @@ def test_attributes_are_walked_in_full_polls_and_read_for_new_rows(sim: Simulato
         }
 
     try:
-        first = _poll(pollster)
+        first = poll(pollster)
         sim.rewrite("grow", rec.render(grown))
-        second = _poll(pollster)
-        between, full = [], _poll(pollster)
+        second = poll(pollster)
+        between, full = [], poll(pollster)
         while full.reports[0].detail["attribute_columns_skipped"]:
             between.append(full)
-            full = _poll(pollster)
+            full = poll(pollster)
     finally:
         pollster.close()
     assert aliases(first) == {"snmp://grow/if/1": "uplink 1", "snmp://grow/if/2": "uplink 2"}
@@ -210,7 +205,7 @@ def test_32_bit_wrap_continues_and_restart_resets(sim: Simulator) -> None:
     pollster = _pollster(_target("wrap32", sim.port))
 
     def poll_in_octets() -> tuple[float, bool]:
-        result = _poll(pollster)
+        result = poll(pollster)
         (report,) = result.reports
         assert report.ok, report.error
         return (
@@ -248,7 +243,7 @@ def test_slow_dead_and_garbling_agents_do_not_delay_the_others(sim: Simulator) -
         )
         try:
             pollster.poll(["dev64"], time.monotonic() + 20)  # warm up pysnmp's own imports
-            result = _poll(pollster, seconds=6)
+            result = poll(pollster, seconds=6)
         finally:
             pollster.close()
     reports = {r.target: r for r in result.reports}
@@ -272,8 +267,8 @@ def test_max_repetitions_backs_off_when_large_replies_are_lost(sim: Simulator) -
             _target("lossy", port, community="big", timeout=1, retries=0, groups=["if-mib"])
         )
         try:
-            first = _poll(pollster)
-            second = _poll(pollster)
+            first = poll(pollster)
+            second = poll(pollster)
         finally:
             pollster.close()
     (report,) = first.reports

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from appliance.config import parse
-from appliance.model import PollResult
 from appliance.pollsters.snmp import SnmpPollster, build
-from tests.snmp.agents import free_udp_port, snmpd
+from tests.snmp.agents import free_udp_port, poll, poll_and_close, snmpd
 
 COMMUNITY = "s3cret-community-9f"
 AUTH_KEY, PRIV_KEY = "auth-key-6d1e0b", "priv-key-c47a2f"
@@ -31,10 +30,6 @@ def _pollster(*targets: dict[str, Any]) -> SnmpPollster:
     return build(parse({"pollsters": {"snmp": {"targets": list(targets)}}}))
 
 
-def _poll(pollster: SnmpPollster, seconds: float = 20) -> PollResult:
-    return pollster.poll(pollster.targets(), time.monotonic() + seconds)
-
-
 def _v3(name: str, port: int, **kw: Any) -> dict[str, Any]:
     return {"name": name, "host": "127.0.0.1", "port": port, "version": "3", **kw}
 
@@ -43,10 +38,7 @@ def test_v2c_poll_reads_device_interfaces_and_ucd_meters(agent: int) -> None:
     pollster = _pollster(
         {"name": "local", "host": "127.0.0.1", "port": agent, "community": COMMUNITY}
     )
-    try:
-        result = _poll(pollster)
-    finally:
-        pollster.close()
+    result = poll_and_close(pollster)
     (report,) = result.reports
     assert report.ok, report.error
     assert report.samples == len(result.samples) > 0
@@ -83,10 +75,7 @@ def test_v3_auth_priv_and_auth_no_priv(agent: int) -> None:
         ),
         _v3("auth", agent, user="authuser", auth_protocol="SHA", auth_key=AUTH_KEY),
     )
-    try:
-        result = _poll(pollster)
-    finally:
-        pollster.close()
+    result = poll_and_close(pollster)
     assert {r.target: r.error for r in result.reports} == {"priv": None, "auth": None}
     assert {r.target: r.samples > 0 for r in result.reports} == {"priv": True, "auth": True}
 
@@ -117,10 +106,7 @@ def test_bad_credentials_and_closed_port_are_clear_per_target_errors(agent: int)
         {"name": "closed", "host": "127.0.0.1", "port": free_udp_port(), **fast},
         {"name": "nxdomain", "host": "no-such-host.invalid", **fast},
     )
-    try:
-        result = _poll(pollster)
-    finally:
-        pollster.close()
+    result = poll_and_close(pollster)
     errors = {r.target: r.error for r in result.reports}
     assert errors["good"] is None
     assert "no response" in errors["community"] and "community" in errors["community"]
@@ -160,10 +146,7 @@ def test_a_walk_costs_at_most_one_pdu_per_max_repetitions_rows(agent: int) -> No
             "groups": ["host-resources"],
         }
     )
-    try:
-        result = _poll(pollster)
-    finally:
-        pollster.close()
+    result = poll_and_close(pollster)
     (report,) = result.reports
     assert report.ok, report.error
     storage_rows = len({s.resource.id for s in result.samples if s.resource.type == "snmp_storage"})
@@ -194,7 +177,7 @@ def test_target_with_a_longer_interval_sits_out_the_cycles_between(agent: int) -
         },
     )
     try:
-        first, second = _poll(pollster), _poll(pollster)
+        first, second = poll(pollster), poll(pollster)
     finally:
         pollster.close()
     assert {r.target for r in first.reports} == {"every", "hourly"}
@@ -227,10 +210,7 @@ def test_site_definitions_dir_adds_groups(agent: int, tmp_path: Path) -> None:
         }
     )
     pollster = build(settings)
-    try:
-        result = _poll(pollster)
-    finally:
-        pollster.close()
+    result = poll_and_close(pollster)
     assert result.reports[0].ok, result.reports[0].error
     (sample,) = result.samples
     assert sample.metric_name == "site.uptime.ticks" and sample.value > 0

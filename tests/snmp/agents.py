@@ -19,6 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance.model import PollResult
+from appliance.pollsters.snmp import SnmpPollster
+
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -233,3 +236,16 @@ def snmp_set(port: int, community: str, values: dict[str, object]) -> None:
             engine.close_dispatcher()
 
     asyncio.run(run())
+
+
+def poll(pollster: SnmpPollster, seconds: float = 20) -> PollResult:
+    """One poll of every target the pollster knows, with a deadline ``seconds`` away."""
+    return pollster.poll(pollster.targets(), time.monotonic() + seconds)
+
+
+def poll_and_close(pollster: SnmpPollster, seconds: float = 20) -> PollResult:
+    """One poll, then release the pollster's engines and loop whatever happened."""
+    try:
+        return poll(pollster, seconds)
+    finally:
+        pollster.close()
