@@ -80,10 +80,11 @@ class Identity:
 class Verifier:
     """Checks presented tokens against the config's tokens and the index.
 
-    Index tokens are looked up by their hash at every request (one indexed SELECT), so a
-    token created or revoked by ``appliance token`` takes effect at once in every API worker.
-    Only hashes are compared: the secret itself never meets a comparison that could leak
-    its prefix through timing.
+    Index tokens are looked up by their hash (one indexed SELECT), so a token created or
+    revoked by ``appliance token`` is seen at once in every API worker; the API keeps the
+    answers only until the index changes (:class:`appliance.api.memo.IndexMemo`). Only
+    hashes are compared: the secret itself never meets a comparison that could leak its
+    prefix through timing.
     """
 
     def __init__(self, settings: Settings, index: Index):
@@ -94,7 +95,10 @@ class Verifier:
         self._index = index
 
     def verify(self, token: str) -> Identity | None:
-        presented = hash_token(token)
+        return self.lookup(hash_token(token))
+
+    def lookup(self, presented: str) -> Identity | None:
+        """The identity of a token given by its :func:`hash_token`, or None."""
         found = None
         for known, identity in self._static.items():
             # Compare every candidate, in constant time each, whether or not one matched.

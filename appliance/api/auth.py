@@ -12,9 +12,9 @@ import binascii
 
 from flask import Flask, current_app, g, request
 
-from appliance.api import get_store
+from appliance.api import get_memo
 from appliance.api.errors import ApiError
-from appliance.tokens import Identity, Verifier
+from appliance.tokens import Identity, Verifier, hash_token
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: What this check guards; the status page keeps its own session login.
@@ -44,9 +44,10 @@ def identify() -> Identity | None:
     token = presented_token()
     if token is None:
         return None
-    get_store()  # opens the store (and the verifier over its index) in this process
+    memo = get_memo()  # opens the store (and the verifier over its index) in this process
     verifier: Verifier = current_app.extensions["appliance.verifier"]
-    return verifier.verify(token)
+    presented = hash_token(token)
+    return memo.get(("token", presented), lambda: verifier.lookup(presented))
 
 
 def init_app(app: Flask) -> None:

@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, Response
 
-from appliance.api import get_store, graphs, ingest, jsonio, serialize, series
+from appliance.api import get_memo, get_store, graphs, ingest, jsonio, serialize, series
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import (
@@ -28,10 +28,18 @@ MAX_LIMIT = 1000
 
 
 def load_metric(metric_id: str) -> Metric:
+    """The metric of a path's id, remembered until the index changes (see IndexMemo)."""
+    found = get_memo().get(("metric", metric_id), lambda: _find_metric(metric_id))
+    if found is None:
+        raise not_found(f"Metric {metric_id}")
+    return found
+
+
+def _find_metric(metric_id: str) -> Metric | None:
     try:
         return get_store().index.metric(parse_uuid("metric_id", metric_id))
     except NotFound:
-        raise not_found(f"Metric {metric_id}") from None
+        return None
 
 
 def time_range() -> tuple[float | None, float | None]:
