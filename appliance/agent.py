@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from appliance import gcpolicy
 from appliance.model import PollResult, TargetReport
 from appliance.pollsters.base import Pollster
 
@@ -106,6 +107,7 @@ class Agent:
     def run(self) -> None:
         """Poll on a fixed-rate schedule (no drift) after a random start offset, until stopped."""
         self.pollster.start_events(self.emit)
+        gcpolicy.take_over()
         next_at = time.monotonic() + random.uniform(0, self.interval * self.jitter)
         try:
             while not self.stop_event.is_set():
@@ -114,6 +116,7 @@ class Agent:
                     break
                 result = self.poll_once()
                 self.deliver(result)
+                gcpolicy.settle()
                 for r in result.reports:
                     log.info(
                         "source=%s target=%s duration=%.3f samples=%d error=%s",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import rrdtool
 
 from appliance.model import Kind, PollResult, Resource, Sample
 from appliance.storage.policy import BUILTIN_POLICIES
+from appliance.store import Store
 
 T0 = 1_700_000_040  # a multiple of 60
 
@@ -114,3 +116,46 @@ def test_kill_9_of_rrdcached_loses_no_acknowledged_measure(settings, rrdcached, 
         metric, BUILTIN_POLICIES["medium"], "mean", 60, T0, acked[-1][0] + 1
     )
     assert got == acked
+
+
+def test_a_long_series_is_split_into_lines_rrdcached_accepts(store):
+    # rrdcached resets the connection on a line over 4 KiB: 2000 points make ~60 KiB.
+    res = _host()
+    points = [(T0 + 60 * i, i + 0.123456789) for i in range(1, 2001)]
+    result = store.write(_samples(res, "m", Kind.GAUGE, points))
+    assert result.accepted == 2000 and result.rejected == []
+    metric = store.index.metrics(name="m")[0]
+    got = store.measures.fetch(metric, BUILTIN_POLICIES["medium"], "mean", 60, None, None)
+    assert [ts for ts, _ in got] == [ts for ts, _ in points]
+    assert [v for _, v in got] == pytest.approx([v for _, v in points])
+
+
+def test_non_finite_points_are_rejected_one_by_one(store):
+    res = _host()
+    points = [(T0 + 60, 1.0), (T0 + 120, float("nan")), (T0 + 180, float("inf")), (T0 + 240, 4.0)]
+    result = store.write(_samples(res, "m", Kind.GAUGE, points))
+    assert result.accepted == 2
+    assert [(r.timestamp, r.reason) for r in result.rejected] == [
+        (T0 + 120, "not a finite number"), (T0 + 180, "not a finite number")
+    ]
+
+
+def test_a_second_writer_with_a_stale_view_loses_nothing_it_may_write(settings, store):
+    """Two processes (API workers) write one metric: each learns the other's last update."""
+    res = _host()
+    store.write(_samples(res, "m", Kind.GAUGE, [(T0 + 60, 1.0)]))
+    other = Store(settings)
+    try:
+        other.write(_samples(res, "m", Kind.GAUGE, [(T0 + 120, 2.0)]))  # reads the file's last
+        store.write(_samples(res, "m", Kind.GAUGE, [(T0 + 180, 3.0)]))
+        # ``other`` still believes T0 + 120 is the last one: rrdcached refuses the older point
+        # and takes the newer one; the refused one is reported, never dropped silently.
+        result = other.write(_samples(res, "m", Kind.GAUGE, [(T0 + 150, 9.0), (T0 + 240, 4.0)]))
+    finally:
+        other.close()
+    assert result.accepted == 1
+    assert [r.timestamp for r in result.rejected] == [T0 + 150]
+    assert "not newer" in result.rejected[0].reason
+    metric = store.index.metrics(name="m")[0]
+    got = store.measures.fetch(metric, BUILTIN_POLICIES["medium"], "mean", 60, T0, T0 + 300)
+    assert got == [(T0 + 60, 1.0), (T0 + 120, 2.0), (T0 + 180, 3.0), (T0 + 240, 4.0)]

@@ -56,6 +56,29 @@ def heartbeat(policy: ArchivePolicy) -> int:
     return max(600, 3 * policy.step)
 
 
+@dataclass(slots=True)
+class _Series:
+    """What the write path keeps per metric file, so that a steady write costs no I/O.
+
+    A metric's policy (and so its step) cannot change while the metric exists.
+    """
+
+    command: str  # "UPDATE ab/<uuid>.rrd"
+    shift: int  # the policy's step: see the module docstring
+    cumulative: bool
+    last: float | None = None  # RRD time of the file's last update; None until known
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One metric's points that passed the checks, in RRD time, about to be sent."""
+
+    metric_id: str
+    series: _Series
+    times: list[float]
+    texts: list[str]  # "ts:value"
+
+
 class Measures:
     """The RRD side of the store."""
 
@@ -63,8 +86,7 @@ class Measures:
         self.rrd_dir = rrd_dir
         self.client = client
         self.wal = wal
-        self._last: dict[str, float] = {}  # in RRD time (shifted)
-        self._shift: dict[str, int] = {}
+        self._series: dict[str, _Series] = {}
 
     @staticmethod
     @functools.lru_cache(maxsize=1 << 18)
@@ -82,9 +104,13 @@ class Measures:
 
     def exists(self, metric_id: str) -> bool:
         """Whether the metric has a file; metrics this process wrote cost no ``stat``."""
-        return metric_id in self._last or self.path(metric_id).is_file()
+        series = self._series.get(metric_id)
+        return (series is not None and series.last is not None) or self.path(
+            metric_id
+        ).is_file()
 
-    def _create(self, metric: Metric, policy: ArchivePolicy, first_ts: float) -> bool:
+    def _create(self, metric: Metric, policy: ArchivePolicy, first_ts: float) -> float | None:
+        """Create the metric's file; return its start, or None if another process made it."""
         path = self.path(metric.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
@@ -103,109 +129,152 @@ class Measures:
         except rrdtool.OperationalError:
             if not path.is_file():
                 raise
-            return False  # another process created it first
-        self._last[metric.id] = float(start)
-        return True
+            return None
+        return float(start)
 
-    def _last_update(self, metric_id: str) -> float:
-        last = self._last.get(metric_id)
-        if last is None:
-            last = self._last[metric_id] = float(rrdtool.last(str(self.path(metric_id))))
-        return last
+    def _open(
+        self, metric: Metric, policy: ArchivePolicy, first_ts: float | None, out: WriteOutcome
+    ) -> _Series:
+        """The metric's series state, its file created (before ``first_ts``) if missing."""
+        series = self._series.get(metric.id)
+        if series is None:
+            series = self._series[metric.id] = _Series(
+                f"UPDATE {self.relpath(metric.id)}", policy.step, metric.kind is Kind.CUMULATIVE
+            )
+        if series.last is None and first_ts is not None:
+            start = None
+            if not self.path(metric.id).is_file():
+                start = self._create(metric, policy, first_ts + series.shift)
+            if start is None:
+                start = float(rrdtool.last(str(self.path(metric.id))))
+            else:
+                out.created += 1
+            series.last = start
+        return series
 
     def write(
         self, items: Iterable[tuple[Metric, ArchivePolicy, Sequence[tuple[float, float]]]]
     ) -> WriteOutcome:
-        """Write points of many metrics in one rrdcached batch."""
+        """Write points of many metrics in one rrdcached batch.
+
+        This loop runs once per measure of every poll and every pushed batch, so it is kept
+        flat: one pass per metric, timestamps formatted once per write.
+        """
         out = WriteOutcome()
-        pending: list[tuple[Metric, list[tuple[float, str]]]] = []
+        pending: list[_Pending] = []
+        stamps: dict[float, str] = {}  # RRD time -> "ts:" (a batch repeats its timestamps)
         isfinite = math.isfinite
         for metric, policy, points in items:
-            shift = self._shift[metric.id] = policy.step
-            good = [(ts + shift, v) for ts, v in points if isfinite(ts) and isfinite(v)]
-            if len(good) != len(points):
-                out.rejected.extend(
-                    Rejected(metric.id, ts, "not a finite number")
-                    for ts, v in points
-                    if not (isfinite(ts) and isfinite(v))
-                )
-            if not good:
-                continue
-            good.sort()  # linear when the points already come in order
-            if not self.exists(metric.id) and self._create(metric, policy, good[0][0]):
-                out.created += 1
-            last = self._last_update(metric.id)
-            fresh_points = []
-            for ts, value in good:  # also drops a repeated timestamp within the batch
-                if ts <= last:
-                    out.rejected.append(_stale(metric.id, ts, last, shift))
-                else:
-                    fresh_points.append((ts, value))
-                    last = ts
-            # DERIVE accepts integers only ("not a simple signed integer: '100.0'").
-            if metric.kind is Kind.CUMULATIVE:
-                fresh = [(ts, f"{ts:.3f}:{int(v)}") for ts, v in fresh_points]
-            else:
-                fresh = [(ts, f"{ts:.3f}:{float(v)!r}") for ts, v in fresh_points]
-            if fresh:
-                pending.append((metric, fresh))
+            series = self._series.get(metric.id)
+            if series is None or series.last is None:
+                first = min((ts for ts, v in points if isfinite(ts) and isfinite(v)), default=None)
+                series = self._open(metric, policy, first, out)
+            p = self._accept(metric.id, series, points, stamps, out)
+            if p is None:
+                p = self._accept(metric.id, series, sorted(points), stamps, out)
+            if p is not None and p.times:
+                pending.append(p)
         for _attempt in range(3):
             if not pending:
                 break
             pending = self._send(pending, out)
-        for metric, points in pending:
-            shift = self._shift[metric.id]
+        for p in pending:
             out.rejected.extend(
-                Rejected(metric.id, ts - shift, "write conflict") for ts, _ in points
+                Rejected(p.metric_id, ts - p.series.shift, "write conflict") for ts in p.times
             )
         return out
 
-    def _send(
-        self, pending: list[tuple[Metric, list[tuple[float, str]]]], out: WriteOutcome
-    ) -> list[tuple[Metric, list[tuple[float, str]]]]:
+    @staticmethod
+    def _accept(
+        metric_id: str,
+        series: _Series,
+        points: Sequence[tuple[float, float]],
+        stamps: dict[float, str],
+        out: WriteOutcome,
+    ) -> _Pending | None:
+        """Points newer than the file's last one, formatted; None if they are out of order.
+
+        Nothing is recorded in ``out`` before the order is known to be right, so the caller
+        can retry with the points sorted.
+        """
+        isfinite = math.isfinite
+        shift, cumulative = series.shift, series.cumulative
+        file_last = last = series.last if series.last is not None else math.inf
+        times: list[float] = []
+        texts: list[str] = []
+        rejected: list[Rejected] = []
+        for ts, value in points:
+            if not (isfinite(ts) and isfinite(value)):
+                rejected.append(Rejected(metric_id, ts, "not a finite number"))
+                continue
+            t = ts + shift
+            if t <= last:
+                if file_last < t < last:
+                    return None  # out of order: the caller sorts and comes back
+                # Not newer than the file's last update, or repeated within the batch.
+                rejected.append(_stale(metric_id, t, last, shift))
+                continue
+            stamp = stamps.get(t)
+            if stamp is None:
+                stamp = stamps[t] = f"{t:.3f}:"
+            # DERIVE accepts integers only ("not a simple signed integer: '100.0'").
+            texts.append(stamp + (str(int(value)) if cumulative else repr(float(value))))
+            times.append(t)
+            last = t
+        out.rejected.extend(rejected)
+        return _Pending(metric_id, series, times, texts)
+
+    def _send(self, pending: list[_Pending], out: WriteOutcome) -> list[_Pending]:
         """One BATCH round; returns what must be retried after a concurrent writer's update."""
         lines: list[str] = []
-        owners: list[tuple[Metric, list[tuple[float, str]]]] = []
-        for metric, points in pending:
-            rel = self.relpath(metric.id)
-            start, size = 0, len(rel)
-            for i, (_, item) in enumerate(points):
-                if size + len(item) + 1 > MAX_LINE and i > start:
-                    lines.append(rel + " " + " ".join(p[1] for p in points[start:i]))
-                    owners.append((metric, points[start:i]))
-                    start, size = i, len(rel)
-                size += len(item) + 1
-            lines.append(rel + " " + " ".join(p[1] for p in points[start:]))
-            owners.append((metric, points[start:]))
+        owners: list[tuple[_Pending, int, int]] = []  # line -> its points
+        for p in pending:
+            line = p.series.command + " " + " ".join(p.texts)
+            if len(line) <= MAX_LINE:
+                lines.append(line)
+                owners.append((p, 0, len(p.texts)))
+                continue
+            start, size = 0, len(p.series.command)
+            for i, text in enumerate(p.texts):
+                if size + len(text) + 1 > MAX_LINE and i > start:
+                    lines.append(p.series.command + " " + " ".join(p.texts[start:i]))
+                    owners.append((p, start, i))
+                    start, size = i, len(p.series.command)
+                size += len(text) + 1
+            lines.append(p.series.command + " " + " ".join(p.texts[start:]))
+            owners.append((p, start, len(p.texts)))
+        payload = ("\n".join(lines) + "\n").encode()
         if self.wal is not None:
-            self.wal.append(lines)
-        errors = self.client.batch(["UPDATE " + line for line in lines])
-        retry: list[tuple[Metric, list[tuple[float, str]]]] = []
-        for i, (metric, chunk) in enumerate(owners):
+            self.wal.append(payload)
+        errors = self.client.send_batch(payload)
+        retry: list[_Pending] = []
+        for i, (p, lo, hi) in enumerate(owners):
+            series, times = p.series, p.times[lo:hi]
             error = errors.get(i)
             if error is None:
-                out.accepted += len(chunk)
-                self._last[metric.id] = chunk[-1][0]
+                out.accepted += hi - lo
+                series.last = times[-1]
                 continue
-            shift = self._shift[metric.id]
+            shift = series.shift
             match = _STALE.search(error)
             if not match:
-                self._last.pop(metric.id, None)
-                out.rejected.extend(Rejected(metric.id, ts - shift, error) for ts, _ in chunk)
+                series.last = None  # read the file again next time
+                out.rejected.extend(Rejected(p.metric_id, ts - shift, error) for ts in times)
                 continue
             # rrdcached queued the values before the refused one and stopped there.
             bad_ts, last = float(match.group(1)), float(match.group(2))
-            later = []
-            for ts, item in chunk:
+            later = _Pending(p.metric_id, series, [], [])
+            for ts, text in zip(times, p.texts[lo:hi], strict=True):
                 if ts < bad_ts:
                     out.accepted += 1
                 elif ts <= last:
-                    out.rejected.append(_stale(metric.id, ts, last, shift))
+                    out.rejected.append(_stale(p.metric_id, ts, last, shift))
                 else:
-                    later.append((ts, item))
-            self._last[metric.id] = last
-            if later:
-                retry.append((metric, later))
+                    later.times.append(ts)
+                    later.texts.append(text)
+            series.last = last
+            if later.times:
+                retry.append(later)
         return retry
 
     def flush(self, metric_id: str) -> None:
@@ -257,7 +326,7 @@ class Measures:
         return out
 
     def delete(self, metric_id: str) -> None:
-        self._last.pop(metric_id, None)
+        self._series.pop(metric_id, None)
         self.client.command(f"FORGET {self.relpath(metric_id)}")
         self.path(metric_id).unlink(missing_ok=True)
 

@@ -88,6 +88,13 @@ class RrdcachedClient:
         """Send commands in one BATCH; return ``{command index: error}`` for those that failed."""
         if not commands:
             return {}
+        return self.send_batch(("\n".join(commands) + "\n").encode())
+
+    def send_batch(self, payload: bytes) -> dict[int, str]:
+        """:meth:`batch` for commands already joined (each ending in a newline) and encoded.
+
+        The write path logs the same bytes to its write-ahead log, so they are built once.
+        """
 
         def run(f):
             f.write(b"BATCH\n")
@@ -95,7 +102,8 @@ class RrdcachedClient:
             head = self._readline(f)
             if not head.startswith("0 "):
                 raise RrdcachedError(f"rrdcached refused BATCH: {head}")
-            f.write(("\n".join(commands) + "\n.\n").encode())
+            f.write(payload)
+            f.write(b".\n")
             f.flush()
             head = self._readline(f)
             count = int(head.partition(" ")[0])

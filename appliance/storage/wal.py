@@ -2,7 +2,7 @@
 
 rrdcached 1.7's journal (``-j``) is written through a stdio buffer: measured here, its
 journal file stayed at 0 bytes for seconds after updates were acknowledged, so a ``kill -9``
-of rrdcached lost them. Each writer process therefore appends the exact UPDATE lines to a
+of rrdcached lost them. Each writer process therefore appends the exact UPDATE commands to a
 segment of its own with one unbuffered ``write()`` *before* sending them; the kernel keeps
 them if either process dies. Before rrdcached starts, :func:`replay` applies every segment
 straight into the RRD files (values not newer than a file's last update are skipped, so
@@ -46,10 +46,11 @@ class WriteAheadLog:
             self.expire(now)
         return self._fd
 
-    def append(self, lines: list[str]) -> None:
-        """Record UPDATE lines (``relpath ts:value ...``) durably against a process crash."""
-        if lines:
-            os.write(self._segment(), ("\n".join(lines) + "\n").encode())
+    def append(self, payload: bytes) -> None:
+        """Record rrdcached commands (``UPDATE relpath ts:value ...`` lines, each ending in a
+        newline) durably against a process crash, as the exact bytes about to be sent."""
+        if payload:
+            os.write(self._segment(), payload)
 
     def expire(self, now: float) -> None:
         """Delete segments (of any writer) whose last write is older than the retention."""
@@ -75,7 +76,10 @@ def replay(wal_dir: Path, rrd_dir: Path) -> int:
     per_file: dict[str, dict[float, str]] = defaultdict(dict)
     for segment in sorted(wal_dir.glob("*.wal")) if wal_dir.is_dir() else []:
         for line in segment.read_text(errors="replace").splitlines():
-            relpath, _, values = line.partition(" ")
+            command, _, rest = line.partition(" ")
+            if command != "UPDATE":
+                continue
+            relpath, _, values = rest.partition(" ")
             for item in values.split():
                 ts, _, value = item.partition(":")
                 try:
