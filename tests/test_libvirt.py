@@ -280,3 +280,25 @@ def test_a_recorded_qemu_bulk_record_maps_onto_the_same_stats():
         "vda", 67108864, 204800, 0)
     (nic,) = inst.nics
     assert (nic.name, nic.rx_bytes, nic.rx_packets, nic.tx_drop) == ("tapprobe0", 90, 1, 0)
+
+
+def test_a_domain_restarted_with_another_disk_is_read_with_it(pollster):
+    """Device lists are cached between polls; a restart (a new domain id) reads them again,
+    even with lifecycle events off."""
+    uid = domain_uuid(2)
+
+    def disks() -> set[str]:
+        return {
+            r.attributes["name"] for r in resources(poll(pollster)).values()
+            if r.type == "instance_disk" and r.attributes["instance_id"] == uid
+        }
+
+    assert disks() == {"vda", "vdb"}
+    assert disks() == {"vda", "vdb"}  # from the cache
+    conn = pollster.connection.get()
+    conn.lookupByUUIDString(uid).destroy()
+    extra = ("<disk type='file' device='disk'><source file='/guest/vm2-more.img'/>"
+             "<target dev='vdc' bus='virtio'/></disk>")
+    conn.defineXML(domain_xml(2).replace("<disk type='file' device='cdrom'>",
+                                         extra + "<disk type='file' device='cdrom'>")).create()
+    assert disks() == {"vda", "vdb", "vdc"}

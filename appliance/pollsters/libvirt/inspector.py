@@ -176,10 +176,17 @@ def _bulk_is_complete(record: dict[str, int | str]) -> bool:
     return any(not k.startswith("state.") for k in record)
 
 
+#: A domain's cached device list is read again at least every this many polls (a device
+#: hot-plugged into a running domain changes neither its id nor its state).
+DEVICE_REFRESH_POLLS = 10
+
+
 @dataclass(slots=True)
 class _Devices:
     disks: list[str]
     nics: list[str]
+    domain_id: int = -1  # the id of the run they were read in: a restart gets a new one
+    polls_left: int = DEVICE_REFRESH_POLLS
 
 
 def _devices(xml: str) -> _Devices:
@@ -209,6 +216,9 @@ class LibvirtReader:
         self._timeout = domain_timeout
         self._runner = DeadlineRunner(workers, "libvirt-read")
         self._os_types: dict[str, str] = {}
+        # Device names per domain for the per-domain path: reading and parsing each domain's
+        # XML every poll was a quarter of that path's CPU.
+        self._devices: dict[str, _Devices] = {}
         self._latency_supported = True  # blockStatsFlags; the test driver lacks it
         # Whether getAllDomainStats carries counters here (QEMU) or only state (test driver);
         # None until a bulk call has answered.
@@ -217,6 +227,7 @@ class LibvirtReader:
     def forget(self, uuid: str) -> None:
         """Drop what is cached about a domain (it was redefined or undefined)."""
         self._os_types.pop(uuid, None)
+        self._devices.pop(uuid, None)
 
     def read(self, deadline: float) -> ReadResult:
         """Read all domains; raises :class:`Disconnected` or :class:`BulkReadError`."""
@@ -250,8 +261,8 @@ class LibvirtReader:
             if path == "bulk":
                 result.path = "per-domain" if len(slow) == len(records) else "bulk+per-domain"
             self._read_each(slow, deadline, result)
-        for uuid in set(self._os_types) - result.present:
-            self._os_types.pop(uuid, None)  # an event may have forgotten it meanwhile
+        for uuid in (set(self._os_types) | set(self._devices)) - result.present:
+            self.forget(uuid)  # an event may have forgotten it meanwhile
         return result
 
     def _call(self, key: str, fn: Callable[[], T], deadline: float) -> T | None:
@@ -325,19 +336,44 @@ class LibvirtReader:
         """Read one domain with per-domain calls (the path where bulk stats are missing)."""
         inst = self.describe(dom, uuid)
         if inst.state not in ACTIVE_STATES:
+            self._devices.pop(inst.uuid, None)
             return inst
         try:
             _fill_memory(inst, dom.memoryStats())
-            devices = _devices(dom.XMLDesc(0))
-            for dev in devices.disks:
-                inst.disks.append(self._disk(dom, dev))
-            for dev in devices.nics:
-                inst.nics.append(_nic(dom, dev))
+            devices, fresh = self._domain_devices(dom, inst.uuid)
+            try:
+                self._read_devices(dom, inst, devices)
+            except libvirt.libvirtError:
+                if fresh:
+                    raise
+                # A device went away since the list was read: read the list again, once.
+                self._devices.pop(inst.uuid, None)
+                inst.disks.clear()
+                inst.nics.clear()
+                self._read_devices(dom, inst, self._domain_devices(dom, inst.uuid)[0])
         except libvirt.libvirtError as exc:
             # Shut off between info() and the counters: report what info() said.
             if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
                 raise
         return inst
+
+    def _domain_devices(self, dom: libvirt.virDomain, uuid: str) -> tuple[_Devices, bool]:
+        """The domain's disks and NICs, and whether they were read from its XML just now."""
+        cached = self._devices.get(uuid)
+        domain_id = dom.ID()
+        if cached is not None and cached.domain_id == domain_id and cached.polls_left > 0:
+            cached.polls_left -= 1
+            return cached, False
+        devices = _devices(dom.XMLDesc(0))
+        devices.domain_id = domain_id
+        self._devices[uuid] = devices
+        return devices, True
+
+    def _read_devices(self, dom: libvirt.virDomain, inst: InstanceStats, devices: _Devices) -> None:
+        for dev in devices.disks:
+            inst.disks.append(self._disk(dom, dev))
+        for dev in devices.nics:
+            inst.nics.append(_nic(dom, dev))
 
     def _disk(self, dom: libvirt.virDomain, dev: str) -> DiskStats:
         rd_req, rd_bytes, wr_req, wr_bytes, _errs = dom.blockStats(dev)
