@@ -100,6 +100,16 @@ class Agent:
         if self.record_health and result.reports:
             self.record_health(result.reports)
 
+    def cycle(self) -> None:
+        """Poll once, deliver, log each target's outcome."""
+        result = self.poll_once()
+        self.deliver(result)
+        for r in result.reports:
+            log.info(
+                "source=%s target=%s duration=%.3f samples=%d error=%s",
+                r.source, r.target, r.duration, r.samples, r.error,
+            )
+
     def emit(self, result: PollResult) -> None:
         """For pollsters that learn of changes between polls (called from any thread)."""
         self._events.put(result)
@@ -114,14 +124,10 @@ class Agent:
                 self._drain_events(until=next_at)
                 if self.stop_event.is_set():
                     break
-                result = self.poll_once()
-                self.deliver(result)
+                self.cycle()
+                # After the cycle's result is released: a collection that still saw its
+                # samples would walk them all (and freeze them).
                 gcpolicy.settle()
-                for r in result.reports:
-                    log.info(
-                        "source=%s target=%s duration=%.3f samples=%d error=%s",
-                        r.source, r.target, r.duration, r.samples, r.error,
-                    )
                 next_at += self.interval
                 if next_at < time.monotonic():  # fell behind: skip, don't burst
                     next_at = time.monotonic() + self.interval

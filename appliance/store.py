@@ -8,7 +8,7 @@ a steady poll costs no SQL), then writes every point in one rrdcached batch.
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -80,14 +80,18 @@ class Store:
         resources = {s.resource.id: s.resource for s in result.samples}
         resources.update((r.id, r) for r in result.resources)
         written = self.index.ensure_resources(resources.values(), now)
-        points: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
-        wanted = {}
+        # Points per (resource, meter): a poll has one per key, pushed history many.
+        points: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        wanted = []
         for s in result.samples:
             key = (s.resource.id, s.metric_name)
-            points[key].append((s.timestamp, s.value))
-            if key not in wanted:
-                wanted[key] = (s.resource.id, s.metric_name, s.unit, s.kind)
-        metrics = self.index.ensure_metrics(wanted.values())
+            pts = points.get(key)
+            if pts is None:
+                points[key] = [(s.timestamp, s.value)]
+                wanted.append((key[0], key[1], s.unit, s.kind))
+            else:
+                pts.append((s.timestamp, s.value))
+        metrics = self.index.ensure_metrics(wanted)
         outcome = self.write_measures((metrics[k], pts) for k, pts in points.items())
         return WriteResult(outcome.accepted, outcome.rejected, written, metrics)
 
@@ -95,9 +99,7 @@ class Store:
         self, items: Iterable[tuple[Metric, Sequence[tuple[float, float]]]]
     ) -> WriteOutcome:
         """Write points to known metrics (the API's measures endpoints come in here)."""
-        outcome = self.measures.write(
-            (m, self.index.policy(m.archive_policy_name), pts) for m, pts in items
-        )
+        outcome = self.measures.write(items, self.index.policy)
         self._counts["measures_accepted"] += outcome.accepted
         self._counts["measures_rejected"] += len(outcome.rejected)
         self._counts["write_batches"] += 1

@@ -18,7 +18,7 @@ import functools
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,26 +153,41 @@ class Measures:
         return series
 
     def write(
-        self, items: Iterable[tuple[Metric, ArchivePolicy, Sequence[tuple[float, float]]]]
+        self,
+        items: Iterable[tuple[Metric, Sequence[tuple[float, float]]]],
+        policy_of: Callable[[str], ArchivePolicy],
     ) -> WriteOutcome:
         """Write points of many metrics in one rrdcached batch.
 
-        This loop runs once per measure of every poll and every pushed batch, so it is kept
-        flat: one pass per metric, timestamps formatted once per write.
+        ``policy_of`` maps a policy name to the policy; it is asked only for metrics whose
+        file this process has not opened yet. This loop runs once per metric of every poll
+        and every pushed batch, so it is kept flat, and a lone point (what a poll has per
+        metric) takes the shortest way.
         """
         out = WriteOutcome()
         pending: list[_Pending] = []
         stamps: dict[float, str] = {}  # RRD time -> "ts:" (a batch repeats its timestamps)
         isfinite = math.isfinite
-        for metric, policy, points in items:
-            series = self._series.get(metric.id)
+        series_of = self._series.get
+        for metric, points in items:
+            series = series_of(metric.id)
             if series is None or series.last is None:
                 first = min((ts for ts, v in points if isfinite(ts) and isfinite(v)), default=None)
-                series = self._open(metric, policy, first, out)
+                series = self._open(metric, policy_of(metric.archive_policy_name), first, out)
+            elif len(points) == 1:
+                ts, value = points[0]
+                t = ts + series.shift
+                if t > series.last and isfinite(value) and t < math.inf:
+                    stamp = stamps.get(t)
+                    if stamp is None:
+                        stamp = stamps[t] = f"{t:.3f}:"
+                    text = stamp + (str(int(value)) if series.cumulative else repr(float(value)))
+                    pending.append(_Pending(metric.id, series, [t], [text]))
+                    continue
             p = self._accept(metric.id, series, points, stamps, out)
             if p is None:
                 p = self._accept(metric.id, series, sorted(points), stamps, out)
-            if p is not None and p.times:
+            if p.times:
                 pending.append(p)
         for _attempt in range(3):
             if not pending:
@@ -248,6 +263,11 @@ class Measures:
             self.wal.append(payload)
         errors = self.client.send_batch(payload)
         retry: list[_Pending] = []
+        if not errors:  # the usual answer
+            for p in pending:
+                p.series.last = p.times[-1]
+                out.accepted += len(p.times)
+            return retry
         for i, (p, lo, hi) in enumerate(owners):
             series, times = p.series, p.times[lo:hi]
             error = errors.get(i)
