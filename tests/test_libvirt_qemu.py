@@ -29,6 +29,7 @@ import pytest
 from appliance.config import LibvirtSettings
 from appliance.model import PollResult, Resource, resource_id_for
 from appliance.pollsters.libvirt import LibvirtPollster
+from appliance.pollsters.libvirt.events import REBOOTED
 
 pytestmark = pytest.mark.slow
 
@@ -227,6 +228,9 @@ def test_bulk_path_reads_cpu_memory_disk_and_network_and_events_reach_history(
         events.wait_for(uid, state="paused", last_event="suspended")
         domain.resume()
         events.wait_for(uid, state="running", last_event="resumed")
+        # A hard reset needs no guest OS: QEMU's RESET event is libvirt's reboot event.
+        domain.reset()
+        events.wait_for(uid, state="running", last_event=REBOOTED)
         domain.destroy()
         events.wait_for(uid, state="shutoff", last_event="stopped")
         domain.undefine()
