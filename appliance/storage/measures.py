@@ -224,10 +224,13 @@ class Measures:
         ):
             values = [float(v) for _, v in points]
             if all(map(isfinite, values)):
+                for t in times:
+                    if t not in stamps:
+                        stamps[t] = f"{t:.3f}:"
                 if cumulative:
-                    texts = [f"{t:.3f}:{int(v)}" for t, v in zip(times, values, strict=True)]
+                    texts = [stamps[t] + str(int(v)) for t, v in zip(times, values, strict=True)]
                 else:
-                    texts = [f"{t:.3f}:{v!r}" for t, v in zip(times, values, strict=True)]
+                    texts = [stamps[t] + repr(v) for t, v in zip(times, values, strict=True)]
                 return _Pending(metric_id, series, times, texts)
         times = []
         texts = []
