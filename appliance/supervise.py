@@ -49,9 +49,9 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
             [
                 sys.executable, "-m", "gunicorn",
                 "--workers", str(settings.api.workers),
-                # gthread keeps clients' connections alive (sync workers close every one);
-                # one request thread per worker, because python-rrdtool is not thread-safe.
-                "--worker-class", "gthread", "--threads", "1", "--keep-alive", "5",
+                # Sync workers, measured against gthread with one thread and keep-alive
+                # (benchmarks/api.py): here gthread's hand-off of each request between its
+                # two threads cost more than the TCP connection that keep-alive saves.
                 "--bind", settings.api.listen,
                 "--graceful-timeout", "5",
                 # Written after the response is sent; dropping it bought no measurable time.
