@@ -1,13 +1,13 @@
 """Answers read from the index, kept per process until anything commits a change to it.
 
 A GET of measures asks the index two questions, "whose token is this" and "which metric is
-this id", and the SELECTs and row conversions behind them cost more than reading the RRD.
-Their answers change only when a row does, so they are kept and all dropped at the first
-commit seen to the index file: SQLite's ``PRAGMA data_version`` changes when another
-connection commits (another gunicorn worker, ``appliance token revoke``, a pollster), and
-the connection's ``total_changes`` counts this process's own writes. Checking both is one
-PRAGMA per lookup, and a revoked token is refused by every worker at its next request, as
-with a lookup every time.
+this id": a SELECT and a row conversion each, at every request, for answers that change
+only when a row does. So they are kept, and all dropped at the first commit seen to the
+index file: SQLite's ``PRAGMA data_version`` changes when another connection commits
+(another gunicorn worker, ``appliance token revoke``, a pollster), and the connection's
+``total_changes`` counts this process's own writes. Checking both is one PRAGMA per
+lookup, and a revoked token is refused by every worker at its next request, as with a
+lookup every time.
 """
 
 from __future__ import annotations
