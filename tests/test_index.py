@@ -83,3 +83,33 @@ def test_ended_resource_closes_a_revision(index):
     history = index.history(res.id)
     assert [h["ended_at"] for h in history] == [None, 200.0]
     assert history[0]["revision_end"] == 200.0
+
+
+def test_a_resource_deleted_by_another_process_is_created_again_by_the_poller(index):
+    """An agent's caches must not outlive an API worker's delete (another connection)."""
+    res = Resource.from_key("host", "h1", {"name": "a"})
+    index.ensure_resources([res])
+    (old,) = index.ensure_metrics([(res.id, "cpu", "ns", Kind.CUMULATIVE)]).values()
+    api = Index(index.path)
+    try:
+        assert api.delete_resource(res.id) == [old.id]
+    finally:
+        api.close()
+    assert index.ensure_resources([res]) == 1  # written again, not skipped as unchanged
+    (new,) = index.ensure_metrics([(res.id, "cpu", "ns", Kind.CUMULATIVE)]).values()
+    assert new.id != old.id
+    assert [m.id for m in index.metrics(resource_id=res.id)] == [new.id]
+
+
+def test_policy_and_rule_changes_reach_other_processes(index):
+    api = Index(index.path)
+    try:
+        api.create_policy(make_policy("spare", [(10, 100)]))
+        assert index.policy("spare").granularities == [10]
+        assert index.policy_for("disk.read") == "medium"
+        api.replace_policy(make_policy("spare", [(5, 100)]))
+        api.create_rule("disk", "disk.*", "spare")
+    finally:
+        api.close()
+    assert index.policy("spare").granularities == [5]
+    assert index.policy_for("disk.read") == "spare"

@@ -97,6 +97,7 @@ class Index:
         self._metric_cache: dict[tuple[str, str], Metric] = {}
         self._policy_cache: dict[str, ArchivePolicy] = {}
         self._rules_cache: list[tuple[str, str]] | None = None
+        self._epoch: int | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -116,6 +117,28 @@ class Index:
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
+
+    def _revalidate(self) -> None:
+        """Drop every cache if any process changed or removed something since the last look.
+
+        The caches hold resources, metrics, policies and rules as this process last saw them.
+        Creating rows never makes them wrong, but an API worker deleting a resource that an
+        agent still polls, or changing a policy, would: those changes bump ``cache_epoch`` in
+        their own transaction, and the caches are trusted only while it stays the same (one
+        single-row SELECT per write or policy lookup).
+        """
+        (epoch,) = self.query("SELECT value FROM cache_epoch")[0]
+        if epoch != self._epoch:
+            self._resource_cache.clear()
+            self._metric_cache.clear()
+            self._policy_cache.clear()
+            self._rules_cache = None
+            self._epoch = epoch
+
+    @staticmethod
+    def _invalidate(conn: sqlite3.Connection) -> None:
+        """Within a change's transaction: every process's caches are stale from its commit."""
+        conn.execute("UPDATE cache_epoch SET value = value + 1")
 
     # --- archive policies -------------------------------------------------------------------
 
@@ -159,6 +182,7 @@ class Index:
         self._rules_cache = None
 
     def policy(self, name: str) -> ArchivePolicy:
+        self._revalidate()
         cached = self._policy_cache.get(name)
         if cached is None:
             rows = self.query("SELECT * FROM archive_policies WHERE name = ?", (name,))
@@ -178,6 +202,7 @@ class Index:
 
     def policy_for(self, metric_name: str) -> str:
         """The archive policy a new metric of this name gets (longest matching rule)."""
+        self._revalidate()
         if self._rules_cache is None:
             self._rules_cache = [
                 (r["metric_pattern"], r["archive_policy_name"]) for r in self.rules()
@@ -196,6 +221,7 @@ class Index:
         last wrote them cost a dict lookup.
         """
         now = time.time() if now is None else now
+        self._revalidate()
         changed: list[tuple[Resource, str]] = []
         seen: set[str] = set()
         cache = self._resource_cache
@@ -275,7 +301,7 @@ class Index:
                 raise NotFound(f"resource {resource_id}")
             if row["attributes"] != attrs or row["ended_at"] != ended_at:
                 self._revise(conn, resource_id, row, attrs, ended_at, now)
-        self._resource_cache.pop(resource_id, None)
+                self._invalidate(conn)
 
     def delete_resource(self, resource_id: str) -> list[str]:
         """Delete a resource and its metrics; returns the deleted metric ids."""
@@ -288,10 +314,7 @@ class Index:
             ]
             if not conn.execute("DELETE FROM resources WHERE id = ?", (resource_id,)).rowcount:
                 raise NotFound(f"resource {resource_id}")
-        self._resource_cache.pop(resource_id, None)
-        self._metric_cache = {
-            k: m for k, m in self._metric_cache.items() if m.resource_id != resource_id
-        }
+            self._invalidate(conn)
         return ids
 
     def resource(self, resource_id: str, type_: str | None = None) -> sqlite3.Row:
@@ -353,6 +376,7 @@ class Index:
         self, wanted: Iterable[tuple[str, str, str, Kind]]
     ) -> dict[tuple[str, str], Metric]:
         """Metrics for ``(resource_id, name, unit, kind)``, created on first sight."""
+        self._revalidate()
         out: dict[tuple[str, str], Metric] = {}
         missing: dict[tuple[str, str], tuple[str, Kind]] = {}
         for rid, name, unit, kind in wanted:
@@ -480,7 +504,7 @@ class Index:
         with self.transaction() as conn:
             if not conn.execute("DELETE FROM metrics WHERE id = ?", (metric_id,)).rowcount:
                 raise NotFound(f"metric {metric_id}")
-        self._metric_cache = {k: m for k, m in self._metric_cache.items() if m.id != metric_id}
+            self._invalidate(conn)
 
     # --- administration through the API -------------------------------------------------
 
@@ -519,7 +543,7 @@ class Index:
                 "UPDATE archive_policies SET definition = ? WHERE name = ?",
                 (json.dumps([(i.granularity, i.points) for i in policy.definition]), policy.name),
             )
-        self._policy_cache.pop(policy.name, None)
+            self._invalidate(conn)
 
     def delete_policy(self, name: str) -> None:
         self.policy(name)
@@ -527,7 +551,7 @@ class Index:
             raise Conflict(f"archive policy {name!r} is in use")
         with self.transaction() as conn:
             conn.execute("DELETE FROM archive_policies WHERE name = ?", (name,))
-        self._policy_cache.pop(name, None)
+            self._invalidate(conn)
 
     def rule(self, name: str) -> dict[str, str]:
         rows = self.query("SELECT * FROM archive_policy_rules WHERE name = ?", (name,))
@@ -543,16 +567,16 @@ class Index:
                     "INSERT INTO archive_policy_rules VALUES (?, ?, ?)",
                     (name, pattern, policy_name),
                 )
+                self._invalidate(conn)  # it may win over a rule other processes matched
         except sqlite3.IntegrityError:
             raise Conflict(f"archive policy rule {name!r} already exists") from None
-        self._rules_cache = None
 
     def delete_rule(self, name: str) -> None:
         with self.transaction() as conn:
             deleted = conn.execute("DELETE FROM archive_policy_rules WHERE name = ?", (name,))
             if not deleted.rowcount:
                 raise NotFound(f"archive policy rule {name!r}")
-        self._rules_cache = None
+            self._invalidate(conn)
 
     def resource_types(self) -> list[dict[str, Any]]:
         return [

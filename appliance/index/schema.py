@@ -109,6 +109,14 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX alarm_history_alarm ON alarm_history(alarm_id, timestamp);
     """,
+    # 3: a counter bumped by every update or deletion another process may hold in a cache.
+    """
+    CREATE TABLE cache_epoch (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        value INTEGER NOT NULL
+    );
+    INSERT INTO cache_epoch VALUES (1, 0);
+    """,
 ]
 
 
