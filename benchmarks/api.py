@@ -25,7 +25,9 @@ import contextlib
 import http.client
 import multiprocessing
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,11 +41,13 @@ import rrdtool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import config  # noqa: E402
+from appliance import config, supervise  # noqa: E402
 from appliance.api import create_app  # noqa: E402
 from appliance.storage.policy import BUILTIN_POLICIES  # noqa: E402
 from appliance.store import Store  # noqa: E402
-from tests.conftest import RunningAppliance  # noqa: E402
+from tests.conftest import RunningAppliance, free_port  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
 
 POINTS = 60
 PER_REQUEST = 100  # metrics per batch request (6,000 measures, ~250 KB)
@@ -183,6 +187,40 @@ def in_process_latencies(app: RunningAppliance, path: str, params: dict,
         store.close()
 
 
+def bare_flask_latencies(body: bytes, supervised_argv: list[str], tmp: Path,
+                         repeat: int) -> list[float]:
+    """The same bytes from memory by bare Flask under the appliance's gunicorn arguments
+    (benchmarks/bare_flask.py): what any Flask app costs here, measured in this run."""
+    (tmp / "bare-body.json").write_bytes(body)
+    port = free_port()
+    argv = [a if not a.startswith("127.0.0.1:") else f"127.0.0.1:{port}"
+            for a in supervised_argv[:-1]] + ["--chdir", str(HERE), "bare_flask:app"]
+    env = {**os.environ, "BARE_BODY": str(tmp / "bare-body.json")}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            assert time.monotonic() < deadline, "bare Flask did not start"
+            time.sleep(0.1)
+
+        def call() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                conn.request("GET", "/v1/metric/x/measures")
+                response = conn.getresponse()
+                assert response.status == 200 and response.read() == body
+            finally:
+                conn.close()
+
+        timed(call, 100)  # workers warm, as the appliance's are by now
+        return sorted(timed(call, repeat))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def timed(fn, repeat: int) -> list[float]:
     out = []
     for _ in range(repeat):
@@ -229,6 +267,12 @@ def main() -> None:
             get = get_latencies(app, f"/v1/metric/{ids[0]}/measures", day, 1000)
             get["in-process WSGI, no HTTP"] = in_process_latencies(
                 app, f"/v1/metric/{ids[0]}/measures", day, 1000)
+            day_body = session.get(f"{app.url}/v1/metric/{ids[0]}/measures", params=day).content
+            settings = config.load(app.config_path, app.data_dir)
+            api_argv = next(p.argv for p in supervise.programs(settings, app.config_path)
+                            if p.name == "api")
+            get["bare Flask, same bytes from memory, same gunicorn"] = bare_flask_latencies(
+                day_body, api_argv, Path(tmp), 1000)
 
             def mean_across(k: int):
                 refs = " ".join(f"({mid} mean)" for mid in ids[:k])
@@ -257,10 +301,16 @@ def main() -> None:
     print(f"ingest, rounds 2..{rounds}: {rate:,.0f} measures/s readable "
           f"(ratio to raw rrdtool update: {rate / raw['update_values_per_s']:.2f}; "
           f"target >= 300,000)")
+    bare = get.pop("bare Flask, same bytes from memory, same gunicorn")
+    bare_p50 = bare[len(bare) // 2] * 1000
     for how, times in get.items():
         p50, p99 = times[len(times) // 2] * 1000, times[int(len(times) * 0.99)] * 1000
         print(f"GET one day at 1 min, {how}: p50 {p50:.2f} ms, p99 {p99:.2f} ms "
-              f"(ratio to raw fetch p50: {p50 / raw['fetch_p50_ms']:.1f}; target p50 < 1 ms)")
+              f"(ratio to raw fetch p50: {p50 / raw['fetch_p50_ms']:.1f}; to bare Flask p50: "
+              f"{p50 / bare_p50:.2f}; target p50 < 1 ms)")
+    print(f"the floor: bare Flask serving the same {len(day_body):,} bytes from memory under "
+          f"the same gunicorn, new connection per request: p50 {bare_p50:.2f} ms, "
+          f"p99 {bare[int(len(bare) * 0.99)] * 1000:.2f} ms")
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f}")
     print(f"aggregates mean across 100 metrics: {agg100:.1f} ms")
     print(f"aggregates mean across {n} metrics: {agg1000:.1f} ms "
