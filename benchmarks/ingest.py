@@ -50,6 +50,7 @@ def store_path(tmp: Path, n: int, points: int, t0: int) -> tuple[float, float, i
     with rrdcached_process(settings):
         store = Store(settings)
         first, second = poll_results(n, points, t0), poll_results(n, points, t0 + 60 * points)
+        os.sync()  # the raw path's ~450 MB of new files must not be written back meanwhile
         t = time.perf_counter()
         r1 = store.write(first)
         create_s = time.perf_counter() - t
@@ -75,6 +76,7 @@ def raw_path(tmp: Path, n: int, points: int, t0: int) -> tuple[float, float]:
     def values(base: int) -> list[str]:
         return [f"{base + 60 * p}:{float(p)!r}" for p in range(points)]
 
+    os.sync()
     t = time.perf_counter()
     for p in paths:
         rrdtool.create(p, "--start", str(t0 - 60), "--step", "60", ds, *policy.rras())
