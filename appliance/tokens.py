@@ -46,6 +46,7 @@ def revoke(index: Index, name: str) -> None:
     with index.transaction() as conn:
         if not conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount:
             raise NotFound(f"token {name!r}")
+        index.invalidate_caches(conn)  # API workers remember the tokens they have seen
 
 
 def listing(index: Index) -> list[dict]:
@@ -82,7 +83,7 @@ class Verifier:
 
     Index tokens are looked up by their hash (one indexed SELECT), so a token created or
     revoked by ``appliance token`` is seen at once in every API worker; the API keeps the
-    answers only until the index changes (:class:`appliance.api.memo.IndexMemo`). Only
+    identities it found only until a revocation (:class:`appliance.api.memo.IndexMemo`). Only
     hashes are compared: the secret itself never meets a comparison that could leak its
     prefix through timing.
     """

@@ -1,6 +1,6 @@
 """The measures read path's shortcuts keep the API's promises.
 
-Tokens and metrics are remembered per process until the index changes
+Tokens and metrics are remembered per process until one may have changed
 (:mod:`appliance.api.memo`), measures are encoded from pre-encoded timestamps
 (:func:`appliance.api.jsonio.points`) and API requests skip the session signer. Each test
 here drives the real app over a real store and checks what a client would see.
@@ -61,7 +61,7 @@ def test_a_token_created_elsewhere_is_accepted_at_the_next_request(client, store
 def test_a_token_revoked_through_this_process_is_refused_at_the_next_request(client, store):
     token = tokens.create(store.index, "ops", "admin")
     assert client.get("/v1/metric", headers=bearer(token)).status_code == 200
-    tokens.revoke(store.index, "ops")  # same connection: data_version does not move
+    tokens.revoke(store.index, "ops")  # through the very connection the memo reads
     assert client.get("/v1/metric", headers=bearer(token)).status_code == 401
 
 

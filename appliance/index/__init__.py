@@ -118,27 +118,32 @@ class Index:
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
 
-    def _revalidate(self) -> None:
-        """Drop every cache if any process changed or removed something since the last look.
+    def epoch(self) -> int:
+        """A counter that every update or deletion of a cacheable row moves (any process).
 
-        The caches hold resources, metrics, policies and rules as this process last saw them.
-        Creating rows never makes them wrong, but an API worker deleting a resource that an
-        agent still polls, or changing a policy, would: those changes bump ``cache_epoch`` in
-        their own transaction, and the caches are trusted only while it stays the same (one
-        single-row SELECT per write or policy lookup).
+        Creating rows never makes a cache wrong as long as caches hold only what exists, but
+        an API worker deleting a resource that an agent still polls, changing a policy or a
+        rule, or revoking a token would: those changes bump ``cache_epoch`` in their own
+        transaction (:meth:`invalidate_caches`), and a cache is trusted only while this
+        value stays the same (one single-row SELECT per look).
         """
         (epoch,) = self.query("SELECT value FROM cache_epoch")[0]
+        return epoch
+
+    @staticmethod
+    def invalidate_caches(conn: sqlite3.Connection) -> None:
+        """Within a change's transaction: every process's caches are stale from its commit."""
+        conn.execute("UPDATE cache_epoch SET value = value + 1")
+
+    def _revalidate(self) -> None:
+        """Drop this index's caches (resources, metrics, policies, rules) on a new epoch."""
+        epoch = self.epoch()
         if epoch != self._epoch:
             self._resource_cache.clear()
             self._metric_cache.clear()
             self._policy_cache.clear()
             self._rules_cache = None
             self._epoch = epoch
-
-    @staticmethod
-    def _invalidate(conn: sqlite3.Connection) -> None:
-        """Within a change's transaction: every process's caches are stale from its commit."""
-        conn.execute("UPDATE cache_epoch SET value = value + 1")
 
     # --- archive policies -------------------------------------------------------------------
 
@@ -301,7 +306,7 @@ class Index:
                 raise NotFound(f"resource {resource_id}")
             if row["attributes"] != attrs or row["ended_at"] != ended_at:
                 self._revise(conn, resource_id, row, attrs, ended_at, now)
-                self._invalidate(conn)
+                self.invalidate_caches(conn)
 
     def delete_resource(self, resource_id: str) -> list[str]:
         """Delete a resource and its metrics; returns the deleted metric ids."""
@@ -314,7 +319,7 @@ class Index:
             ]
             if not conn.execute("DELETE FROM resources WHERE id = ?", (resource_id,)).rowcount:
                 raise NotFound(f"resource {resource_id}")
-            self._invalidate(conn)
+            self.invalidate_caches(conn)
         return ids
 
     def resource(self, resource_id: str, type_: str | None = None) -> sqlite3.Row:
@@ -504,7 +509,7 @@ class Index:
         with self.transaction() as conn:
             if not conn.execute("DELETE FROM metrics WHERE id = ?", (metric_id,)).rowcount:
                 raise NotFound(f"metric {metric_id}")
-            self._invalidate(conn)
+            self.invalidate_caches(conn)
 
     # --- administration through the API -------------------------------------------------
 
@@ -543,7 +548,7 @@ class Index:
                 "UPDATE archive_policies SET definition = ? WHERE name = ?",
                 (json.dumps([(i.granularity, i.points) for i in policy.definition]), policy.name),
             )
-            self._invalidate(conn)
+            self.invalidate_caches(conn)
 
     def delete_policy(self, name: str) -> None:
         self.policy(name)
@@ -551,7 +556,7 @@ class Index:
             raise Conflict(f"archive policy {name!r} is in use")
         with self.transaction() as conn:
             conn.execute("DELETE FROM archive_policies WHERE name = ?", (name,))
-            self._invalidate(conn)
+            self.invalidate_caches(conn)
 
     def rule(self, name: str) -> dict[str, str]:
         rows = self.query("SELECT * FROM archive_policy_rules WHERE name = ?", (name,))
@@ -567,7 +572,7 @@ class Index:
                     "INSERT INTO archive_policy_rules VALUES (?, ?, ?)",
                     (name, pattern, policy_name),
                 )
-                self._invalidate(conn)  # it may win over a rule other processes matched
+                self.invalidate_caches(conn)  # it may win over a rule other processes matched
         except sqlite3.IntegrityError:
             raise Conflict(f"archive policy rule {name!r} already exists") from None
 
@@ -576,7 +581,7 @@ class Index:
             deleted = conn.execute("DELETE FROM archive_policy_rules WHERE name = ?", (name,))
             if not deleted.rowcount:
                 raise NotFound(f"archive policy rule {name!r}")
-            self._invalidate(conn)
+            self.invalidate_caches(conn)
 
     def resource_types(self) -> list[dict[str, Any]]:
         return [
