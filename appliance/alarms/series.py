@@ -24,7 +24,7 @@ from appliance.index import Index
 from appliance.index.query import QueryError, compile_query
 from appliance.model import Metric, resource_id_for
 from appliance.storage.measures import DS_NAME, Measures
-from appliance.storage.policy import CF_FOR_AGGREGATION
+from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
 from appliance.storage.rrdcached import RrdcachedError
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,7 @@ class RoundReader:
         self.measures = measures
         self.now = now
         self._metrics: dict[str, Metric] = {}
+        self._policies: dict[str, ArchivePolicy] = {}
         self._by_resource: dict[tuple[str, str], str] = {}
         self._queries: dict[tuple[str, str, str], list[str]] = {}
         self._starts: dict[tuple[str, str, int], float] = {}
@@ -104,6 +105,9 @@ class RoundReader:
             elif "metric" in r and t not in FETCHED:
                 ids.add(r["metric"])
         self._metrics = self.index.metrics_by_id(ids)
+        self._policies = self.index.policies_for(
+            {m.archive_policy_name for m in self._metrics.values()}
+        )
         for t, r in rules:
             if t in FETCHED:
                 start, _ = window(r, self.now)
@@ -159,7 +163,7 @@ class RoundReader:
         key = (metric_id, aggregation, granularity)
         if key not in self._fetched:
             metric = self._metrics[metric_id]
-            policy = self.index.policy(metric.archive_policy_name)
+            policy = self._policies[metric.archive_policy_name]
             if granularity not in policy.granularities or aggregation not in \
                     policy.aggregation_methods:
                 raise RuleError(f"metric {metric_id} keeps no {aggregation} at {granularity}s")

@@ -62,8 +62,7 @@ def _needed_overlap() -> float:
 def _granularities(wanted: Wanted) -> list[int]:
     """The requested granularity, or those every metric's policy has (Gnocchi's rule)."""
     store = get_store()
-    policies = {m.archive_policy_name: store.index.policy(m.archive_policy_name)
-                for m, _, _ in wanted}
+    policies = store.index.policies_for({m.archive_policy_name for m, _, _ in wanted})
     for m, agg, _ in wanted:
         if agg not in policies[m.archive_policy_name].aggregation_methods:
             raise ApiError(404, f"Metric {m.id} has no aggregation {agg!r}")
