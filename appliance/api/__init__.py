@@ -59,6 +59,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
 
     app.register_blueprint(prometheus.bp)
     app.register_blueprint(importlib.import_module("appliance.ui").bp)  # the status page
+    from appliance.api.hotpath import MeasuresFastPath
+
+    app.wsgi_app = MeasuresFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -82,18 +85,28 @@ def _install_store(app: Flask, store: Store) -> None:
     app.extensions["appliance.memo"] = IndexMemo(store.index)
 
 
+def store_of(app: Flask) -> Store:
+    """``app``'s store in this process, opened at first use."""
+    ext = app.extensions
+    if "appliance.store" not in ext:
+        _install_store(app, Store(ext["appliance.settings"], seed=False))
+    return ext["appliance.store"]
+
+
+def memo_of(app: Flask) -> IndexMemo:
+    """``app``'s memo of index answers (tokens, metrics), opened with the store."""
+    store_of(app)
+    return app.extensions["appliance.memo"]
+
+
 def get_store() -> Store:
     """This process's store, opened at first use."""
-    ext = current_app.extensions
-    if "appliance.store" not in ext:
-        _install_store(current_app, Store(ext["appliance.settings"], seed=False))
-    return ext["appliance.store"]
+    return store_of(current_app)
 
 
 def get_memo() -> IndexMemo:
     """This process's memo of index answers (tokens, metrics), opened with the store."""
-    get_store()
-    return current_app.extensions["appliance.memo"]
+    return memo_of(current_app)
 
 
 def get_settings() -> Settings:

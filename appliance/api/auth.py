@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 
-from appliance.api import get_memo
+from appliance.api import memo_of
 from appliance.api.errors import ApiError
 from appliance.tokens import Identity, Verifier, hash_token
 
@@ -25,8 +25,8 @@ READ_ONLY_POSTS = ("/v1/search/", "/v1/aggregates")
 PUBLIC_PATHS = {"/v1/openapi.json"}
 
 
-def presented_token() -> str | None:
-    header = request.headers.get("Authorization", "")
+def presented_token(header: str) -> str | None:
+    """The token in an ``Authorization`` header's value, or None."""
     scheme, _, value = header.partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer" and value.strip():
@@ -40,12 +40,13 @@ def presented_token() -> str | None:
     return None
 
 
-def identify() -> Identity | None:
-    token = presented_token()
+def identify(app: Flask, authorization: str) -> Identity | None:
+    """Whose token an ``Authorization`` header's value carries, or None (none, or unknown)."""
+    token = presented_token(authorization)
     if token is None:
         return None
-    memo = get_memo()  # opens the store (and the verifier over its index) in this process
-    verifier: Verifier = current_app.extensions["appliance.verifier"]
+    memo = memo_of(app)  # opens the store (and the verifier over its index) in this process
+    verifier: Verifier = app.extensions["appliance.verifier"]
     presented = hash_token(token)
     return memo.get(("token", presented), lambda: verifier.lookup(presented))
 
@@ -55,7 +56,7 @@ def init_app(app: Flask) -> None:
     def _authenticate():
         if not request.path.startswith(API_PREFIXES) or request.path in PUBLIC_PATHS:
             return
-        g.identity = identify()
+        g.identity = identify(app, request.headers.get("Authorization", ""))
         reads = request.method in SAFE_METHODS or (
             request.method == "POST" and request.path.startswith(READ_ONLY_POSTS)
         )

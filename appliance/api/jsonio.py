@@ -98,9 +98,13 @@ def points(times: np.ndarray, values: np.ndarray, granularity: float,
     return list(zip(*columns, listed, strict=False))
 
 
+def encode(body: Any) -> bytes:
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
+
+
 def response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+        encode(body),
         status=status,
         mimetype="application/json",
         headers=headers,

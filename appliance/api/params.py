@@ -9,6 +9,7 @@ import uuid
 from typing import Any
 
 from flask import request
+from werkzeug.datastructures import MultiDict
 
 from appliance.api.errors import ApiError, bad_param
 
@@ -112,9 +113,10 @@ def parse_int(name: str, value: str | None, default: int, lo: int, hi: int) -> i
     return number
 
 
-def arg(name: str) -> str | None:
-    """A query parameter, or None; a parameter given twice is an error."""
-    values = request.args.getlist(name)
+def arg(name: str, args: MultiDict[str, str] | None = None) -> str | None:
+    """A query parameter (of this request's, or of ``args``), or None; a parameter given
+    twice is an error."""
+    values = (request.args if args is None else args).getlist(name)
     if len(values) > 1:
         raise bad_param(name, "given more than once")
     return values[0] if values else None
@@ -130,8 +132,8 @@ def json_body() -> Any:
     return data
 
 
-def bool_arg(name: str, default: bool = False) -> bool:
-    value = arg(name)
+def bool_arg(name: str, default: bool = False, args: MultiDict[str, str] | None = None) -> bool:
+    value = arg(name, args)
     if value is None:
         return default
     if value.lower() in ("true", "1", "yes"):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.datastructures import MultiDict
 
-from appliance.api import get_memo, get_store, graphs, ingest, jsonio, serialize, series
+from appliance.api import get_store, graphs, ingest, jsonio, memo_of, serialize, series, store_of
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import (
@@ -21,6 +22,7 @@ from appliance.api.params import (
 from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.model import Metric
+from appliance.store import Store
 
 bp = Blueprint("metrics", __name__)
 
@@ -28,23 +30,29 @@ MAX_LIMIT = 1000
 
 
 def load_metric(metric_id: str) -> Metric:
-    """The metric of a path's id, remembered until the index changes (see IndexMemo)."""
-    found = get_memo().get(("metric", metric_id), lambda: _find_metric(metric_id))
+    """The metric of a path's id, or a 404."""
+    found = find_metric(current_app, metric_id)
     if found is None:
         raise not_found(f"Metric {metric_id}")
     return found
 
 
-def _find_metric(metric_id: str) -> Metric | None:
+def find_metric(app: Flask, metric_id: str) -> Metric | None:
+    """The metric of a path's id (400 if not a UUID), remembered until the index changes
+    (see IndexMemo)."""
+    return memo_of(app).get(("metric", metric_id), lambda: _find_metric(app, metric_id))
+
+
+def _find_metric(app: Flask, metric_id: str) -> Metric | None:
     try:
-        return get_store().index.metric(parse_uuid("metric_id", metric_id))
+        return store_of(app).index.metric(parse_uuid("metric_id", metric_id))
     except NotFound:
         return None
 
 
-def time_range() -> tuple[float | None, float | None]:
+def time_range(args: MultiDict[str, str] | None = None) -> tuple[float | None, float | None]:
     """``start``/``stop`` query parameters (ISO 8601, epoch, or ``-1 hour``), validated."""
-    start, stop = arg("start"), arg("stop")
+    start, stop = arg("start", args), arg("stop", args)
     start_ts = parse_timestamp("start", start) if start else None
     stop_ts = parse_timestamp("stop", stop) if stop else None
     if start_ts is not None and stop_ts is not None and stop_ts < start_ts:
@@ -53,23 +61,27 @@ def time_range() -> tuple[float | None, float | None]:
 
 
 def read_measures(metric: Metric) -> list[list]:
-    """Gnocchi's ``[[timestamp, granularity, value], ...]`` for the request's parameters.
+    """Gnocchi's ``[[timestamp, granularity, value], ...]`` for this request's parameters."""
+    return measures_of(get_store(), metric, request.args)
+
+
+def measures_of(store: Store, metric: Metric, args: MultiDict[str, str]) -> list[list]:
+    """Gnocchi's ``[[timestamp, granularity, value], ...]`` for query parameters ``args``.
 
     Without ``granularity``, every granularity of the policy, coarsest first (Gnocchi's
     order). Cumulative meters read as per-second rates (they are stored as RRD DERIVE).
     """
-    store = get_store()
     policy = store.index.policy(metric.archive_policy_name)
-    aggregation = parse_aggregation(arg("aggregation"))
+    aggregation = parse_aggregation(arg("aggregation", args))
     if aggregation not in policy.aggregation_methods:
         raise bad_param(
             "aggregation",
             f"{aggregation!r} is not kept by archive policy {policy.name!r} "
             f"({', '.join(policy.aggregation_methods)})",
         )
-    start_ts, stop_ts = time_range()
-    bool_arg("refresh")  # validated; every read is fresh (flush-on-read)
-    granularity = arg("granularity")
+    start_ts, stop_ts = time_range(args)
+    bool_arg("refresh", args=args)  # validated; every read is fresh (flush-on-read)
+    granularity = arg("granularity", args)
     if granularity is not None:
         g = parse_duration("granularity", granularity)
         if g not in policy.granularities:
