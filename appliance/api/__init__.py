@@ -104,10 +104,5 @@ def get_store() -> Store:
     return store_of(current_app)
 
 
-def get_memo() -> IndexMemo:
-    """This process's memo of index answers (tokens, metrics), opened with the store."""
-    return memo_of(current_app)
-
-
 def get_settings() -> Settings:
     return current_app.extensions["appliance.settings"]
