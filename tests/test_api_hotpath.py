@@ -130,7 +130,7 @@ def test_everything_else_is_answered_by_flask_as_before(app, clients, day, case,
     elif case == "start twice":
         query = [("start", first), ("start", first + 60)]
     elif case == "not a uuid":
-        path = "/v1/metric/0123456789abcdef0123456789abcdefxxxx/measures"
+        path = "/v1/metric/0123456789abcdef0123456789abcdef0/measures"  # 33 hex digits
     elif case == "unknown metric":
         path = "/v1/metric/00000000-0000-4000-8000-000000000000/measures"
     elif case == "head":

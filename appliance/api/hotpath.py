@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request
 from appliance.api import auth, jsonio, store_of
 from appliance.api.v1 import metrics
 
-_MEASURES = re.compile(r"/v1/metric/([0-9a-fA-F-]{32,36})/measures")
+_MEASURES = re.compile(r"/v1/metric/([^/]+)/measures")  # the id is checked as the route checks it
 _JSON = "application/json"
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -46,8 +46,8 @@ class MeasuresFastPath:
         return self.flask_wsgi(environ, start_response)
 
     def _measures(self, environ: dict, metric_id: str) -> bytes | None:
-        """The response body, or None to let Flask answer (it reads nothing twice that
-        matters: a read has no side effect)."""
+        """The response body, or None: Flask then answers the request anew (a read has no
+        side effect, so doing part of it twice is harmless)."""
         app = self.app
         try:
             identity = auth.identify(app, environ.get("HTTP_AUTHORIZATION", ""))
