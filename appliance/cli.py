@@ -308,7 +308,10 @@ def rrdcached(config_path: Path | None, data_dir: Path | None) -> None:
     from appliance.storage.daemon import prepare, rrdcached_argv
 
     settings = load_settings(config_path, data_dir)
-    prepare(settings)
+    try:
+        prepare(settings)
+    except Exception:  # a replay problem is never a reason to stay down
+        log.exception("preparing rrdcached's start failed; starting it anyway")
     argv = rrdcached_argv(settings)
     os.execvp(argv[0], argv)
 

@@ -12,8 +12,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from appliance.storage.errors import StoreUnavailable
 
-class RrdcachedError(OSError):
+
+class RrdcachedError(StoreUnavailable):
     """rrdcached is unreachable or answered something this client does not understand."""
 
 
