@@ -66,4 +66,5 @@ def init_app(app: Flask) -> None:
             return _body(507, "Insufficient Storage",
                          f"The appliance's data disk is full; nothing was written: {exc}")
         log.exception("unhandled error")
-        return _body(500, "Internal Server Error", "An unexpected error occurred; see the log.")
+        return _body(500, "Internal Server Error",
+                     f"An unexpected error occurred ({type(exc).__name__}); see the log.")

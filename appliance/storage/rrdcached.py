@@ -61,14 +61,20 @@ class RrdcachedClient:
         return line.decode("utf-8", "replace").rstrip("\n")
 
     def _call(self, fn):
-        """Run ``fn(file)`` on the connection; on a broken connection reconnect once."""
+        """Run ``fn(file)`` on the connection; on a broken connection reconnect once.
+
+        An answer that does not parse (rrdcached going down mid-answer) leaves the
+        connection out of step, so it is dropped and reported as unreachable too.
+        """
         with self._lock:
             for attempt in (1, 2):
                 try:
                     return fn(self._connect())
-                except (OSError, RrdcachedError):
+                except (OSError, RrdcachedError, ValueError) as exc:
                     self._disconnect()
                     if attempt == 2:
+                        if isinstance(exc, ValueError):
+                            raise RrdcachedError(f"rrdcached answered out of step: {exc}") from exc
                         raise
         raise AssertionError("unreachable")
 
