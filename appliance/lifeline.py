@@ -24,8 +24,10 @@ def main(argv: list[str]) -> None:
     parent = os.getppid()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # the parent died before the request took effect
+        # A seccomp filter may refuse it; under systemd the unit's cgroup is the lifeline.
+        print(f"lifeline: prctl failed ({os.strerror(ctypes.get_errno())}); starting "
+              f"{argv[0]} without it", file=sys.stderr)
+    elif os.getppid() != parent:  # the parent died before the request took effect
         sys.exit(0)
     os.execvp(argv[0], argv)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import time
 
 import psutil
@@ -200,3 +201,68 @@ def test_fault_injection_twenty_kills_while_a_writer_pushes(appliance_factory, c
     assert writer.missing() == {}
     # A liveness bound, not a speed target: the figures are printed above and in the notes.
     assert all(t < 30 for _v, t in recoveries)
+
+
+def test_full_disk_is_507_per_write_and_everything_resumes(appliance_factory, tmp_path):
+    from tests.test_store_recovery import fill
+
+    mount = tmp_path / "small" / "data"  # the data dir only: the test's log stays outside
+    mount.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", str(mount)], check=True)
+    try:
+        app = appliance_factory(
+            {"archive_policy_rules": [{"pattern": "*", "policy": "low"}]}, name="small"
+        )
+        writer = Writer(app, create_metrics(app, 2))
+        writer.push(5)
+
+        def host_written() -> bool:
+            status = requests.get(f"{app.url}/v1/status", headers=app.headers, timeout=5)
+            return any(s["source"] == "host" and s["samples"]
+                       for s in status.json()["appliance"]["sources"])
+
+        wait_for(host_written, timeout=90, what="host measures")
+        filler = fill(mount)
+
+        def post(path: str, body) -> requests.Response:
+            return requests.post(f"{app.url}{path}", json=body, headers=app.headers, timeout=10)
+
+        # Values for known metrics: the write-ahead log cannot take them.
+        for _ in range(400):  # the log's last page may still have room for a few
+            if not writer.push_once():
+                break
+        refused = post("/v1/batch/metrics/measures",
+                       {writer.metric_ids[0]: [{"timestamp": time.time(), "value": 1}]})
+        assert refused.status_code == 507, refused.text
+        assert "disk" in refused.json()["description"]
+        assert set(refused.json()) == {"title", "description", "code"}
+        # New resources and metrics: the index or the RRD file cannot take them.
+        statuses = set()
+        for i in range(30):
+            r = post("/v1/resource/generic", {"id": f"full-{i}", "metrics": {
+                "m": {"archive_policy_name": "low"}}})
+            statuses.add(r.status_code)
+            if r.status_code == 507:
+                break
+        assert 507 in statuses and statuses <= {201, 507}
+        wait_for(lambda: "source=host write_failed problem=disk full" in
+                 app.log_path.read_text(errors="replace"), timeout=30,
+                 what="the host agent reporting the full disk")
+        assert requests.get(f"{app.url}/v1/metric/{writer.metric_ids[0]}/measures",
+                            headers=app.headers, timeout=10).status_code == 200
+
+        filler.unlink()
+        writer.retrying = False
+        writer.bad.clear()
+        writer.push(5)
+        assert post("/v1/resource/generic", {"id": "after", "metrics": {
+            "m": {"archive_policy_name": "low"}}}).status_code == 201
+        assert writer.missing() == {}
+        app.stop()
+        exits = _rrdcached_exits(app)
+        app.start()  # no file was left corrupt: the restart replays and serves
+        _wait_serving(app)
+        assert _rrdcached_exits(app) == exits
+        assert writer.missing() == {}
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

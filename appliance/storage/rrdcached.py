@@ -63,8 +63,8 @@ class RrdcachedClient:
     def _call(self, fn):
         """Run ``fn(file)`` on the connection; on a broken connection reconnect once.
 
-        An answer that does not parse (rrdcached going down mid-answer) leaves the
-        connection out of step, so it is dropped and reported as unreachable too.
+        A reset connection, or an answer that does not parse (rrdcached going down
+        mid-answer), is reported as unreachable too: the caller answers 503.
         """
         with self._lock:
             for attempt in (1, 2):
@@ -73,9 +73,9 @@ class RrdcachedClient:
                 except (OSError, RrdcachedError, ValueError) as exc:
                     self._disconnect()
                     if attempt == 2:
-                        if isinstance(exc, ValueError):
-                            raise RrdcachedError(f"rrdcached answered out of step: {exc}") from exc
-                        raise
+                        if isinstance(exc, RrdcachedError):
+                            raise
+                        raise RrdcachedError(f"rrdcached connection lost: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     def command(self, line: str) -> tuple[int, str, list[str]]:
