@@ -17,7 +17,7 @@ import numpy as np
 from flask import Blueprint, request
 
 from appliance import aggregation
-from appliance.api import get_store, jsonio, serialize, series
+from appliance.api import get_store, jsonio, serialize
 from appliance.api.errors import ApiError, bad_param
 from appliance.api.params import arg, bool_arg, parse_duration, parse_uuid
 from appliance.api.v1.metrics import metric_body, time_range
@@ -88,8 +88,8 @@ def _compute(tree: list, wanted: Wanted) -> list[aggregation.Block]:
     start, stop = time_range()
     overlap, fill = _needed_overlap(), _fill()
     grans = _granularities(wanted)
-    series.flush_many(store, [m for m, _, _ in wanted])
-    inputs = [s for g in grans for s in series.fetch(store, wanted, g, start, stop)]
+    store.flush_many(m for m, _, _ in wanted)
+    inputs = [s for g in grans for s in store.read_series(wanted, g, start, stop)]
     try:
         return aggregation.evaluate(tree, inputs, start, stop, overlap, fill)
     except aggregation.OperationError as exc:

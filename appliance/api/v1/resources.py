@@ -173,7 +173,7 @@ def create_resource(type_: str):
     try:
         _add_metrics(rid, body.get("metrics"))
     except ApiError:
-        store.index.delete_resource(rid)
+        store.delete_resource(rid)
         raise
     row = store.index.resource(rid)
     return jsonio.response(resource_body(row), 201, {"Location": f"/v1/resource/{type_}/{rid}"})
@@ -204,9 +204,7 @@ def patch_resource(type_: str, resource_id: str):
 @bp.delete("/resource/<type_>/<resource_id>")
 def delete_resource(type_: str, resource_id: str):
     row = load(type_, resource_id)
-    store = get_store()
-    for metric_id in store.index.delete_resource(row["id"]):
-        store.measures.delete(metric_id)
+    get_store().delete_resource(row["id"])
     return Response(status=204)
 
 

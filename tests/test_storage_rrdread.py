@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rrdtool
 
-from appliance.api import rrdread
+from appliance.storage import rrdread
 from appliance.storage.policy import BUILTIN_POLICIES
 
 T0 = 1_700_000_000 // 3600 * 3600
