@@ -17,9 +17,8 @@ import numpy as np
 from appliance.aggregation import Series
 from appliance.config import Settings
 from appliance.index import Index
-from appliance.model import Metric, PollResult
+from appliance.model import Metric, PollResult, make_policy
 from appliance.storage.measures import Measures, Rejected, WriteOutcome
-from appliance.storage.policy import make_policy
 from appliance.storage.rrdcached import RrdcachedClient
 from appliance.storage.wal import WriteAheadLog
 

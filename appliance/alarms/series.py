@@ -20,9 +20,8 @@ from typing import Any
 
 from appliance.index import Index
 from appliance.index.query import QueryError, compile_query
-from appliance.model import Metric, resource_id_for
+from appliance.model import ArchivePolicy, Metric, resource_id_for
 from appliance.storage.measures import Measures
-from appliance.storage.policy import ArchivePolicy
 from appliance.storage.rrdcached import RrdcachedError
 
 log = logging.getLogger(__name__)
@@ -124,13 +123,8 @@ class RoundReader:
             log.warning("alarm query %s is invalid: %s", rule["query"], exc)
             self._queries[key] = []
             return
-        # A subquery, not a join: the filter's column names are the resources' own.
-        rows = self.index.query(
-            "SELECT id FROM metrics WHERE name = ? AND resource_id IN (SELECT id FROM resources"
-            f" WHERE (? = 'generic' OR type = ?) AND ({where})) ORDER BY id",
-            [rule["metric"], rule["resource_type"], rule["resource_type"], *params],
-        )
-        self._queries[key] = [row[0] for row in rows]
+        self._queries[key] = self.index.metric_repo.ids_on_matching_resources(
+            rule["metric"], rule["resource_type"], where, params)
 
     def _flush(self, metrics: Iterable[Metric]) -> None:
         """One rrdcached BATCH of FLUSH commands: reads then see every acknowledged write."""

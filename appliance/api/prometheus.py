@@ -58,11 +58,7 @@ class ApplianceCollector:
 
     def _meters(self) -> Iterator[Metric]:
         store = self.store
-        rows = store.index.query(
-            "SELECT m.id, m.name, m.unit, m.kind, m.resource_id, r.type, r.attributes"
-            " FROM metrics m LEFT JOIN resources r ON r.id = m.resource_id"
-            " WHERE m.name IS NOT NULL ORDER BY m.name, m.id"
-        )
+        rows = store.index.metric_repo.named_with_resources()
         values = store.measures.last_values([row["id"] for row in rows])
         families: dict[str, tuple[str, list]] = {}
         for row in rows:

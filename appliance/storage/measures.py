@@ -28,7 +28,7 @@ import rrdtool
 
 from appliance.model import Kind, Metric
 from appliance.storage import rrdread
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, rras
 from appliance.storage.rrdcached import RrdcachedClient
 from appliance.storage.wal import WriteAheadLog
 
@@ -127,7 +127,7 @@ class Measures:
                 "--step", str(policy.step),
                 "--no-overwrite",
                 f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U",
-                *policy.rras(),
+                *rras(policy),
             )
         except rrdtool.OperationalError:
             if not path.is_file():

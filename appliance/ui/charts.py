@@ -14,10 +14,9 @@ import time
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
-from appliance.model import Metric
+from appliance.model import ArchivePolicy, Metric
 from appliance.storage import graphs
 from appliance.storage.measures import Measures
-from appliance.storage.policy import ArchivePolicy
 from appliance.ui.formatting import span
 
 #: The time-range selector: key -> (label, seconds).

@@ -188,7 +188,4 @@ def _tree_size(root: Path) -> int:
 
 def resource_types(index: Index) -> list[tuple[str, int]]:
     """``(type, count)`` of the resources present, most numerous first."""
-    rows = index.query(
-        "SELECT type, count(*) AS n FROM resources GROUP BY type ORDER BY n DESC, type"
-    )
-    return [(r["type"], r["n"]) for r in rows]
+    return index.resource_repo.count_by_type()

@@ -96,8 +96,7 @@ def _known_token(name: str | None) -> str | None:
         return None
     if any(t.name == name for t in get_settings().api.tokens):
         return name
-    rows = get_store().index.query("SELECT 1 FROM tokens WHERE name = ?", (name,))
-    return name if rows else None
+    return name if get_store().index.token_repo.exists(name) else None
 
 
 def csrf_token() -> str:

@@ -1,7 +1,8 @@
 """``/v1/aggregates``: Gnocchi's operations over explicit metrics or a resource search.
 
-The request is validated here, the series are read by :meth:`appliance.store.Store.read_series`, and the
-arithmetic is :mod:`appliance.aggregation` (pure, shared with the alarm evaluator).
+The request is validated here, the series are read by
+:meth:`appliance.store.Store.read_series`, and the arithmetic is :mod:`appliance.aggregation`
+(pure, shared with the alarm evaluator).
 """
 
 from __future__ import annotations
