@@ -20,10 +20,10 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from appliance.api import get_store
 from appliance.model import Kind
 from appliance.storage.rrdcached import RrdcachedError
 from appliance.store import Store
+from appliance.webcontext import get_store
 
 bp = Blueprint("prometheus", __name__)
 

@@ -18,13 +18,14 @@ import numpy as np
 from flask import Blueprint, request
 
 from appliance import aggregation
-from appliance.api import get_store, jsonio, serialize
+from appliance.api import jsonio, serialize
 from appliance.api.errors import ApiError, bad_param
 from appliance.api.params import arg, bool_arg, parse_duration, parse_uuid
 from appliance.api.v1.metrics import metric_body, time_range
 from appliance.api.v1.resources import compiled, type_attributes
 from appliance.index.query import QueryError, parse_filter
 from appliance.model import Metric
+from appliance.webcontext import get_store
 
 bp = Blueprint("aggregates", __name__)
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from flask import Blueprint
 
-from appliance.api import get_store, ingest, jsonio
+from appliance.api import ingest, jsonio
 from appliance.api.errors import ApiError, bad_param
 from appliance.api.params import bool_arg, parse_uuid
 from appliance.api.v1 import metrics as metric_views
 from appliance.api.v1.resources import resolve_id
 from appliance.model import Metric
+from appliance.webcontext import get_store
 
 bp = Blueprint("batch", __name__)
 

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.datastructures import MultiDict
 
-from appliance.api import get_store, graphs, ingest, jsonio, memo_of, serialize, store_of
+from appliance.api import graphs, ingest, jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import (
@@ -23,6 +23,7 @@ from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.model import Metric
 from appliance.store import Store
+from appliance.webcontext import get_store, memo_of, store_of
 
 bp = Blueprint("metrics", __name__)
 

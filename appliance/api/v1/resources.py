@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from appliance.api import get_store, jsonio, serialize
+from appliance.api import jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import arg, bool_arg, parse_int, parse_timestamp, parse_uuid
@@ -17,6 +17,7 @@ from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.index.query import QueryError, compile_query, parse_filter
 from appliance.model import Metric, Resource, resource_id_for
+from appliance.webcontext import get_store
 
 bp = Blueprint("resources", __name__)
 
