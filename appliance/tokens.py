@@ -71,7 +71,7 @@ class Verifier:
 
     Index tokens are looked up by their hash (one indexed SELECT), so a token created or
     revoked by ``appliance token`` is seen at once in every API worker; the API keeps the
-    identities it found only until a revocation (:class:`appliance.api.memo.IndexMemo`). Only
+    identities it found only until a revocation (:class:`appliance.index.memo.IndexMemo`). Only
     hashes are compared: the secret itself never meets a comparison that could leak its
     prefix through timing.
     """
