@@ -48,7 +48,7 @@ class Index:
         self.token_repo = Tokens(db)
         # The index's long-standing methods, delegated to the repository that owns them.
         self.close = db.close
-        self.query = db.query
+        self.query, self.page = db.query, db.page
         self.transaction = db.transaction
         self.epoch = db.epoch
         self.invalidate_caches = db.invalidate_caches
