@@ -9,9 +9,10 @@ the per-second rates RRD keeps for them (DERIVE), labelled ``unit/s``.
 
 One timestamp convention: the store writes a measure one step after its timestamp (see
 :mod:`appliance.storage.measures`), so the newest bucket ends up to one step past the
-newest measure. A graph whose end is within one step of the file's last update is extended
-to it (:func:`reach`), or rrdtool would read the newest bucket as unknown; the API and the
-status page therefore show the same newest value.
+newest measure. A graph's end is therefore extended by one step, never past the file's
+last update (:func:`reach`), so that the bucket of a measure timestamped at the end is drawn
+(the newest bucket would otherwise read as unknown); the API and the status page show the
+same newest value.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ def escape(value: str) -> str:
 
 
 def reach(measures: Measures, metric: Metric, policy: ArchivePolicy, end: int) -> int:
-    """``end``, extended to the file's last update when that is at most one step later
-    (the store's one-step shift, see the module docstring)."""
+    """``end`` extended by one step (the store's shift, see the module docstring), but not
+    past the file's last update."""
     last = measures.last_update(metric.id)
     if last is None:
         return end
