@@ -8,13 +8,16 @@ from flask import Blueprint, current_app, jsonify
 
 from appliance.aggregation import REDUCERS
 from appliance.api import get_store
+from appliance.api.openapi import operation
 from appliance.api.params import AGGREGATIONS
 
 bp = Blueprint("status", __name__)
 
 
 @bp.get("/status")
+@operation({"type": "object"})
 def status():
+    """Gnocchi's status, plus the appliance's counts, counters and sources."""
     store = get_store()
     counts = store.index.counts()
     return jsonify(
@@ -37,7 +40,9 @@ def status():
 
 
 @bp.get("/capabilities")
+@operation({"type": "object"})
 def capabilities():
+    """The aggregation methods kept and computed."""
     return jsonify(
         {
             "aggregation_methods": list(AGGREGATIONS),
