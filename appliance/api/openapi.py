@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, Response, current_app
 from pydantic import BaseModel, TypeAdapter
 
 from appliance import __version__
@@ -190,5 +190,8 @@ def document(app: Flask) -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 def openapi():
-    """This document (no token needed)."""
-    return jsonio.response(document(current_app))
+    """This document (no token needed); built once per app, whose routes are fixed."""
+    extensions = current_app.extensions
+    if "appliance.openapi" not in extensions:
+        extensions["appliance.openapi"] = jsonio.encode(document(current_app))
+    return Response(extensions["appliance.openapi"], mimetype=JSON)

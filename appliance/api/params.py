@@ -151,16 +151,6 @@ def body_as(model: Any, data: Any = _NO_BODY, where: str = "") -> Any:
         raise ApiError(400, describe(exc, where)) from None
 
 
-def json_body() -> Any:
-    """The request's JSON body, or a 400/415 that says what is wrong with it."""
-    if not request.is_json:
-        raise ApiError(415, "The request body must be JSON (Content-Type: application/json)")
-    data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise ApiError(400, "The request body is not valid JSON")
-    return data
-
-
 def bool_arg(name: str, default: bool = False, args: MultiDict[str, str] | None = None) -> bool:
     value = arg(name, args)
     if value is None:

@@ -21,10 +21,10 @@ from appliance.alarms.model import (
     to_json,
 )
 from appliance.alarms.store import AlarmStore
-from appliance.api import get_store
+from appliance.api import get_store, jsonio
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.openapi import UUID, Named, operation, query
-from appliance.api.params import arg, body_as, iso, json_body, parse_int, parse_uuid
+from appliance.api.params import arg, body_as, iso, parse_int, parse_uuid
 from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.validation import one_of
@@ -97,7 +97,7 @@ def _filters() -> dict[str, Any]:
 @operation(ALARM, status=201, body=ALARM)
 def create_alarm():
     """Create an alarm."""
-    alarm = _parse(json_body())
+    alarm = _parse(jsonio.body())
     try:
         _alarms().create(alarm)
     except Conflict as exc:
@@ -150,7 +150,7 @@ def _replace(previous: Alarm, body: Any):
 @operation(ALARM, body=ALARM, path=_ID)
 def update_alarm(alarm_id: str):
     """Aodh's PUT: the body is the whole alarm; omitted fields take their defaults."""
-    return _replace(_load(alarm_id), json_body())
+    return _replace(_load(alarm_id), jsonio.body())
 
 
 @bp.patch("/alarm/<alarm_id>")
@@ -159,7 +159,7 @@ def update_alarm(alarm_id: str):
 def patch_alarm(alarm_id: str):
     """A JSON merge of the body into the alarm as shown (a rule object is replaced whole)."""
     previous = _load(alarm_id)
-    body = json_body()
+    body = jsonio.body()
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object of fields to change")
     merged = {k: v for k, v in to_json(previous).items() if v is not None}
@@ -211,7 +211,7 @@ def get_state(alarm_id: str):
 def set_state(alarm_id: str):
     """Body: a JSON string, one of the states; recorded as a state transition."""
     previous = _load(alarm_id)
-    state = body_as(_STATE, json_body(), where="state")
+    state = body_as(_STATE, where="state")
     body = {k: v for k, v in to_json(previous).items() if v is not None}
     body["state"] = state
     return jsonify(_replace(previous, body).get_json()["state"])
