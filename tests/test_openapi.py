@@ -60,7 +60,8 @@ def app_and_token(store):
 @pytest.fixture
 def api_schema(app_and_token):
     app, _ = app_and_token
-    return schemathesis.from_wsgi("/v1/openapi.json", app)
+    # validate_schema: the document itself must be valid OpenAPI 3.1.
+    return schemathesis.from_wsgi("/v1/openapi.json", app, validate_schema=True)
 
 
 schema = schemathesis.from_pytest_fixture("api_schema")
