@@ -29,7 +29,7 @@ schemathesis.experimental.OPEN_API_3_1.enable()
 
 #: Blueprints whose every route must be in the document.
 DOCUMENTED_BLUEPRINTS = {"status", "resources", "metrics", "archive_policies", "batch",
-                         "aggregates", "alarms"}
+                         "aggregates", "alarms", "prometheus"}
 CHECKS = (
     not_a_server_error,
     status_code_conformance,

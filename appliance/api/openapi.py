@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of the v1 API, assembled at ``/v1/openapi.json``.
+"""The OpenAPI 3.1 document of the API (v1 and ``/metrics``), served at ``/v1/openapi.json``.
 
 Nothing here restates a constraint. Each view carries its own path entry (``@operation``,
 next to its route), request and response bodies are pydantic models, and the components are

@@ -152,8 +152,9 @@ def push_measures(metric: Metric) -> Response:
 
 
 def create_metric(body: Any, resource_id: str | None = None) -> Metric:
-    """Create a metric from Gnocchi's body (``name``, ``unit``, ``archive_policy_name``)."""
-    spec = body if isinstance(body, MetricCreate) else body_as(MetricCreate, body)
+    """Create a metric from Gnocchi's body (``name``, ``unit``, ``archive_policy_name``),
+    given as JSON data: a batch write and a resource's ``metrics`` call this too."""
+    spec = body_as(MetricCreate, body)
     if resource_id is None:
         resource_id = spec.resource_id
     if resource_id is not None and spec.name is None:

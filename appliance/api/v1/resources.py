@@ -35,8 +35,6 @@ from appliance.validation import Body, Label, fail
 bp = Blueprint("resources", __name__)
 
 MAX_LIMIT = 1000
-#: Fields every resource has; anything else in a body is a type attribute.
-FIXED_FIELDS = {"id", "user_id", "project_id", "started_at", "ended_at", "metrics"}
 #: Fields a PATCH may not change.
 IMMUTABLE_FIELDS = {"id", "type", "started_at", "user_id", "project_id", "original_resource_id",
                     "creator", "revision_start", "revision_end"}
