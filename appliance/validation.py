@@ -32,9 +32,9 @@ CUSTOM = "appliance"
 
 
 class Body(BaseModel):
-    """A request body: unknown fields are refused, names are kept as the client sent them."""
+    """A request body: unknown fields are refused."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
 
 def fail(predicate: str) -> PydanticCustomError:
