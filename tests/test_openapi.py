@@ -1,7 +1,8 @@
 """Fuzz the API against its own OpenAPI document (schemathesis, in-process over WSGI).
 
-Every operation of every v1 blueprint, alarms included, gets bounded generated examples
-against a real store; any 5xx, an undocumented status code, a wrong content type or a body
+Every operation of every v1 blueprint, alarms included, and ``/metrics`` gets bounded
+generated examples against a real store, valid ones and ones that break the schema (which
+must be 4xx, never 5xx); any 5xx, an undocumented status code, a wrong content type or a body
 that does not match the documented schema fails the test. The document is OpenAPI 3.1
 (its schemas are the pydantic models' JSON Schema), which schemathesis 3 reads behind an
 experimental switch.
@@ -14,6 +15,7 @@ import time
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis import DataGenerationMethod
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -61,7 +63,8 @@ def app_and_token(store):
 def api_schema(app_and_token):
     app, _ = app_and_token
     # validate_schema: the document itself must be valid OpenAPI 3.1.
-    return schemathesis.from_wsgi("/v1/openapi.json", app, validate_schema=True)
+    return schemathesis.from_wsgi("/v1/openapi.json", app, validate_schema=True,
+                                  data_generation_methods=DataGenerationMethod.all())
 
 
 schema = schemathesis.from_pytest_fixture("api_schema")
