@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from appliance.storage.policy import CF_FOR_AGGREGATION
+from appliance.model import AGGREGATION_METHODS
 from appliance.validation import (
     CUSTOM,
     Body,
@@ -45,7 +45,7 @@ COMPOSITE = "composite"
 MAX_COMPOSITE_DEPTH = 8
 MAX_SEASONS = 20
 
-Aggregation = one_of(*CF_FOR_AGGREGATION)
+Aggregation = one_of(*AGGREGATION_METHODS)
 
 
 def _unique(values: list[str]) -> list[str]:

@@ -14,8 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from appliance.api.params import iso
-from appliance.model import Metric
-from appliance.storage.policy import ArchivePolicy
+from appliance.model import ArchivePolicy, Metric
 
 Kind = Literal["gauge", "cumulative"]
 

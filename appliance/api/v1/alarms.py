@@ -21,13 +21,14 @@ from appliance.alarms.model import (
     to_json,
 )
 from appliance.alarms.store import AlarmStore
-from appliance.api import get_store, jsonio
+from appliance.api import jsonio
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.openapi import UUID, Named, operation, query
 from appliance.api.params import arg, body_as, iso, parse_int, parse_uuid
 from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.validation import one_of
+from appliance.webcontext import get_store
 
 bp = Blueprint("alarms", __name__)
 

@@ -12,14 +12,15 @@ from typing import Annotated, Any
 from flask import Blueprint, Response
 from pydantic import BaseModel, BeforeValidator, Field, Strict, WithJsonSchema, model_validator
 
-from appliance.api import get_store, jsonio
+from appliance.api import jsonio
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.openapi import operation
 from appliance.api.params import body_as, duration_seconds
 from appliance.api.serialize import ShownArchivePolicy
 from appliance.index import Conflict, NotFound
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, make_policy
+from appliance.model import AGGREGATION_METHODS, ArchivePolicy, make_policy
 from appliance.validation import Body, Name, fail, one_of
+from appliance.webcontext import get_store
 
 bp = Blueprint("archive_policies", __name__)
 
@@ -76,7 +77,7 @@ class ArchivePolicyCreate(Body):
 
     name: Name
     definition: Definition
-    aggregation_methods: Annotated[list[one_of(*CF_FOR_AGGREGATION)],  # type: ignore[valid-type]
+    aggregation_methods: Annotated[list[one_of(*AGGREGATION_METHODS)],  # type: ignore[valid-type]
                                    Field(min_length=1)] = ["mean", "min", "max"]
     back_window: Annotated[int, Strict(), Field(ge=0)] = 0
 

@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from appliance.api import get_store, jsonio, serialize
+from appliance.api import jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.ingest import WriteReport
@@ -31,6 +31,7 @@ from appliance.index import Conflict, NotFound
 from appliance.index.query import QueryError, compile_query, parse_filter
 from appliance.model import Metric, Resource, resource_id_for
 from appliance.validation import Body, Label, fail
+from appliance.webcontext import get_store
 
 bp = Blueprint("resources", __name__)
 
@@ -231,7 +232,7 @@ def create_resource(type_: str):
     try:
         _add_metrics(rid, body.metrics)
     except ApiError:
-        store.index.delete_resource(rid)
+        store.delete_resource(rid)
         raise
     row = store.index.resource(rid)
     return jsonio.response(resource_body(row), 201, {"Location": f"/v1/resource/{type_}/{rid}"})
@@ -264,9 +265,7 @@ def patch_resource(type_: str, resource_id: str):
 def delete_resource(type_: str, resource_id: str):
     """Delete a resource with its metrics."""
     row = load(type_, resource_id)
-    store = get_store()
-    for metric_id in store.index.delete_resource(row["id"]):
-        store.measures.delete(metric_id)
+    get_store().delete_resource(row["id"])
     return Response(status=204)
 
 
