@@ -20,6 +20,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from appliance.api.openapi import operation
 from appliance.model import Kind
 from appliance.storage.rrdcached import RrdcachedError
 from appliance.store import Store
@@ -154,5 +155,7 @@ def exposition(store: Store) -> bytes:
 
 
 @bp.get("/metrics")
+@operation(content={"text/plain": {"schema": {"type": "string"}}})
 def metrics():
+    """Prometheus text exposition: every metric's latest value and the appliance's health."""
     return Response(exposition(get_store()), mimetype=CONTENT_TYPE_LATEST)
