@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,7 +26,14 @@ from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
 from appliance.config import SnmpSettings, SnmpTarget
 from appliance.model import PollResult, Resource, TargetReport
 from appliance.pollsters.base import Pollster
-from appliance.pollsters.snmp.client import Session, SnmpError, auth_data
+from appliance.pollsters.snmp import v2c
+from appliance.pollsters.snmp.client import (
+    PysnmpRequester,
+    Requester,
+    Session,
+    SnmpError,
+    V2cRequester,
+)
 from appliance.pollsters.snmp.converters import text
 from appliance.pollsters.snmp.counters import CounterTracker
 from appliance.pollsters.snmp.definitions import Group, Oid, candidates_for, select
@@ -58,13 +66,13 @@ class _TargetState:
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by resource id
     polls: int = 0
     last_started: float | None = None  # monotonic; for targets with their own interval
-    transport: UdpTransportTarget | None = None
+    send: Requester | None = None  # its address resolved once
     session: Session | None = None  # the current poll's, for its figures after a failure
 
 
 class SnmpPollster(Pollster):
-    """Reads the configured SNMP targets with one asyncio loop, kept for its lifetime, and
-    its SNMP engines (one for all v2c targets, one per v3 credential set)."""
+    """Reads the configured SNMP targets with one asyncio loop, kept for its lifetime, one
+    UDP socket for all v2c targets and pysnmp engines for v3 (one per credential set)."""
 
     source = SOURCE
 
@@ -79,6 +87,7 @@ class SnmpPollster(Pollster):
         }
         self._loop = asyncio.new_event_loop()
         self._engines: dict[tuple[str, ...], SnmpEngine] = {}
+        self._v2c = v2c.Client()
 
     def targets(self) -> Sequence[str]:
         return list(self._targets)
@@ -112,28 +121,29 @@ class SnmpPollster(Pollster):
             return
         for engine in self._engines.values():
             engine.close_dispatcher()
+        self._v2c.close()
         pending = asyncio.all_tasks(self._loop)
         for task in pending:
             task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(asyncio.sleep(0))  # the socket's close callback
         self._loop.close()
 
     def _engine_for(self, target: SnmpTarget) -> SnmpEngine:
-        """One SNMP engine for every v2c target and one per distinct v3 credential set.
+        """One SNMP engine per distinct v3 credential set.
 
         pysnmp keeps v3 users in its engine keyed by user name: two targets with the same
         user name but other keys (or a wrong key) must not overwrite each other's entry.
         The key tuple holds secrets and lives only in this dict.
         """
-        key: tuple[str, ...] = ()
-        if target.version == "3":
-            key = (
-                target.user or "",
-                target.auth_protocol,
-                target.auth_key.get_secret_value() if target.auth_key else "",
-                target.priv_protocol,
-                target.priv_key.get_secret_value() if target.priv_key else "",
-            )
+        key = (
+            target.user or "",
+            target.auth_protocol,
+            target.auth_key.get_secret_value() if target.auth_key else "",
+            target.priv_protocol,
+            target.priv_key.get_secret_value() if target.priv_key else "",
+        )
         engine = self._engines.get(key)
         if engine is None:
             engine = self._engines[key] = SnmpEngine()
@@ -141,6 +151,7 @@ class SnmpPollster(Pollster):
 
     async def _poll_all(self, targets: Sequence[str], deadline: float) -> PollResult:
         bound = asyncio.Semaphore(self._settings.concurrency)
+        await self._v2c.open()
         result = PollResult()
         for part in await asyncio.gather(*(self._poll_one(n, deadline, bound) for n in targets)):
             result.extend(part)
@@ -180,21 +191,24 @@ class SnmpPollster(Pollster):
         return _failed(name, started_at, time.monotonic() - t0, error, detail)
 
     async def _session(self, target: SnmpTarget, state: _TargetState) -> Session:
-        """This poll's session; the transport (its address resolved once) is kept."""
-        if state.transport is None:
-            try:
-                state.transport = await UdpTransportTarget.create(
-                    (target.host, target.port), timeout=target.timeout, retries=target.retries
+        """This poll's session; the way to the target (its address resolved once) is kept."""
+        if state.send is None:
+            state.send = await self._requester(target)
+        return Session(state.send, state.max_repetitions)
+
+    async def _requester(self, target: SnmpTarget) -> Requester:
+        try:
+            if target.version == "2c":
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    target.host, target.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
                 )
-            except PySnmpError:
-                raise SnmpError(f"cannot resolve {target.host}:{target.port}") from None
-        return Session(
-            self._engine_for(target),
-            target,
-            state.transport,
-            auth_data(target),
-            state.max_repetitions,
-        )
+                return V2cRequester(self._v2c, found[0][4][:2], target)
+            transport = await UdpTransportTarget.create(
+                (target.host, target.port), timeout=target.timeout, retries=target.retries
+            )
+        except (PySnmpError, OSError):
+            raise SnmpError(f"cannot resolve {target.host}:{target.port}") from None
+        return PysnmpRequester(self._engine_for(target), target, transport)
 
     async def _read(self, target: SnmpTarget, state: _TargetState) -> PollResult:
         session = state.session = await self._session(target, state)
