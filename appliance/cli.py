@@ -16,6 +16,8 @@ import click
 
 from appliance import config as config_mod
 from appliance.config import ConfigError, Settings
+from appliance.snmp_cli import check_definitions
+from appliance.snmp_cli import snmp as snmp_group
 
 log = logging.getLogger("appliance")
 
@@ -63,6 +65,10 @@ def check_config(file: Path, quiet: bool) -> None:
         settings = config_mod.load(file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
+        sys.exit(2)
+    problem = check_definitions(settings)
+    if problem:
+        click.echo(f"{file}: {problem}", err=True)
         sys.exit(2)
     if quiet:
         return
@@ -144,6 +150,11 @@ def poll(
     from appliance.agent import Agent
 
     settings = load_settings(config_path, data_dir)
+    if source == "snmp":
+        problem = check_definitions(settings)
+        if problem:
+            click.echo(f"appliance: {problem}", err=True)
+            sys.exit(2)
     pollster = pollsters.build(source, settings)
     interval = getattr(settings.pollsters, source).interval
     if once:
@@ -298,6 +309,9 @@ def token_revoke(settings: Settings, name: str) -> None:
     except NotFound:
         click.echo(f"appliance: no token named {name!r}", err=True)
         sys.exit(1)
+
+
+main.add_command(snmp_group)
 
 
 @main.command(hidden=True)

@@ -191,6 +191,7 @@ class SnmpSettings(_Section):
     interval: Interval = 60
     concurrency: int = Field(16, ge=1, le=1024)
     definitions_dir: Path | None = None  # more meter definitions, besides the shipped ones
+    mibs_dir: Path | None = None  # site MIB tables written by `appliance snmp compile-mibs`
     targets: list[SnmpTarget] = []
 
     @field_validator("targets")

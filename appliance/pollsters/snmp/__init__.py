@@ -1,9 +1,11 @@
 """SNMP pollster: declarative meter definitions read with GETBULK, v2c and v3.
 
 - :mod:`.definitions` loads the YAML meter definitions (``meters/*.yaml`` plus a site's
-  ``definitions_dir``) into typed groups;
+  ``definitions_dir``) into typed groups, MIB names resolved by :mod:`.mibnames` from
+  tables :mod:`.mibcompile` built ahead of time;
 - :mod:`.converters` is the fixed table of value converters a definition may name;
 - :mod:`.client` speaks SNMP to one agent (GET, multi-column GETBULK walks, backoff);
+  v2c through :mod:`.v2c`'s own codec, v3 through pysnmp;
 - :mod:`.walkplan` decides which scalars and table columns a poll requests;
 - :mod:`.counters` keeps counters continuous across 32-bit wraps and agent restarts;
 - :mod:`.metering` turns what was read into resources and samples;
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from appliance.pollsters.snmp.definitions import load_groups
 from appliance.pollsters.snmp.engine import SnmpPollster
+from appliance.pollsters.snmp.mibnames import MibNames
 
 if TYPE_CHECKING:
     from appliance.config import Settings
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
 def build(settings: Settings) -> SnmpPollster:
     """The SNMP pollster for the config's ``pollsters.snmp`` section."""
     snmp = settings.pollsters.snmp
-    return SnmpPollster(snmp, load_groups(snmp.definitions_dir))
+    return SnmpPollster(snmp, load_groups(snmp.definitions_dir, MibNames.load(snmp.mibs_dir)))
 
 
 __all__ = ["SnmpPollster", "build"]
