@@ -8,6 +8,7 @@ printing the config (``appliance check-config``) or logging it never shows them.
 from __future__ import annotations
 
 import fnmatch
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -171,6 +172,9 @@ class SnmpTarget(_Section):
     timeout: float = Field(2.0, gt=0)
     retries: int = Field(1, ge=0, le=10)
     max_repetitions: int = Field(25, ge=1, le=255)
+    # The device's SNMP engine ID (hex), which v3 traps are authenticated with (RFC 3414:
+    # the sender of a trap is the authoritative engine); not needed for v2c or polling.
+    engine_id: str | None = Field(None, pattern=r"^(0x)?([0-9A-Fa-f]{2}){5,32}$")
 
     @model_validator(mode="after")
     def _v3_needs_user(self) -> SnmpTarget:
@@ -186,12 +190,33 @@ class SnmpTarget(_Section):
         return self
 
 
+class SnmpTrapSettings(_Section):
+    """The trap receiver (``appliance snmp traps``, supervised as ``snmp-traps``)."""
+
+    enabled: bool = True  # runs when there is at least one target to accept traps from
+    # HOST:PORT; default 0.0.0.0:162 when the appliance runs as root, else 0.0.0.0:10162
+    # (an unprivileged process cannot bind below 1024; point devices at 10162 or grant
+    # CAP_NET_BIND_SERVICE and set 162).
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str | None) -> str | None:
+        return None if v is None else ApiSettings._host_port(v)
+
+    def address(self) -> tuple[str, int]:
+        default_port = 162 if os.geteuid() == 0 else 10162
+        host, _, port = (self.listen or f"0.0.0.0:{default_port}").rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class SnmpSettings(_Section):
     enabled: bool = True
     interval: Interval = 60
     concurrency: int = Field(16, ge=1, le=1024)
     definitions_dir: Path | None = None  # more meter definitions, besides the shipped ones
     mibs_dir: Path | None = None  # site MIB tables written by `appliance snmp compile-mibs`
+    traps: SnmpTrapSettings = SnmpTrapSettings()
     targets: list[SnmpTarget] = []
 
     @field_validator("targets")

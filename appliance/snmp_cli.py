@@ -1,6 +1,7 @@
 """``appliance snmp ...``: SNMP tools that are not the pollster itself.
 
 - ``compile-mibs``: a site's vendor MIBs -> name tables the definitions can use;
+- ``traps``: the trap receiver, supervised as ``snmp-traps``;
 - ``check_definitions``: used by ``check-config`` so that an unknown MIB name is a config
   error before anything runs.
 """
@@ -17,7 +18,7 @@ from appliance.config import Settings
 
 @click.group("snmp")
 def snmp() -> None:
-    """SNMP tools: compile MIBs."""
+    """SNMP tools: compile MIBs, receive traps."""
 
 
 @snmp.command("compile-mibs")
@@ -69,6 +70,40 @@ def compile_mibs(
             sys.exit(1)
     for path in mibcompile.write_tables(tables, out):
         click.echo(f"{path}: {len(tables[path.stem])} names")
+
+
+@snmp.command("traps")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="YAML config file (default: built-in defaults).",
+)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where the index is (overrides data_dir in the config).",
+)
+def traps(config_path: Path | None, data_dir: Path | None) -> None:
+    """Receive SNMP traps from the configured targets into events (the snmp-traps program)."""
+    from appliance.cli import load_settings
+    from appliance.pollsters.snmp.traps import serve
+
+    settings = load_settings(config_path, data_dir)
+    problem = check_definitions(settings)
+    if problem:
+        click.echo(f"appliance: {problem}", err=True)
+        sys.exit(2)
+    serve(settings)
+
+
+def programs(settings: Settings, common: list[str]) -> list:
+    """The trap receiver's supervisord program: when SNMP and traps are enabled and there is
+    a target to accept traps from (registered in ``supervise.EXTRA_PROGRAMS``)."""
+    from appliance.supervise import Program
+
+    snmp_settings = settings.pollsters.snmp
+    if not (snmp_settings.enabled and snmp_settings.traps.enabled and snmp_settings.targets):
+        return []
+    argv = [sys.executable, "-m", "appliance", "snmp", "traps", *common]
+    return [Program("snmp-traps", argv, 30)]
 
 
 def check_definitions(settings: Settings) -> str | None:

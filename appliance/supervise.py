@@ -140,3 +140,7 @@ def socket_path(settings: Settings) -> Path:
 from appliance.alarms.process import programs as _alarm_programs  # noqa: E402
 
 EXTRA_PROGRAMS.append(_alarm_programs)
+
+from appliance.snmp_cli import programs as _snmp_trap_programs  # noqa: E402
+
+EXTRA_PROGRAMS.append(_snmp_trap_programs)

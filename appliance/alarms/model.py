@@ -30,6 +30,7 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
 ACTION_SCHEMES = ("log", "http", "https")
 ACTION_KINDS = {OK: "ok_actions", ALARM: "alarm_actions", UNKNOWN: "insufficient_data_actions"}
 COMPOSITE = "composite"
+EVENT = "event"
 MAX_COMPOSITE_DEPTH = 8
 
 
@@ -151,6 +152,14 @@ RULE_SPECS: dict[str, Spec] = {
         "window": (_positive_int, REQUIRED),
         "deviations": (_non_negative, 3.0),
         "min_deviation": (_non_negative, 0.0),
+    },
+    # Aodh's event alarm over the index's events (SNMP traps): in alarm while an event whose
+    # type matches the shell glob ``event_type`` (``snmp.trap.linkDown``, ``snmp.trap.*``),
+    # of ``resource_id`` if given, arrived within the last ``window`` seconds; ok after.
+    EVENT: {
+        "event_type": (_text, REQUIRED),
+        "resource_id": (_text, None),
+        "window": (_positive_int, 600),
     },
 }
 RULE_TYPES = (*RULE_SPECS, COMPOSITE)
@@ -364,6 +373,8 @@ def rule_summary(type_: str, rule: dict[str, Any]) -> str:
     """A short human description, Aodh-style (``cpu > 90.0 during 3 x 60s``)."""
     if type_ == COMPOSITE:
         return "the composite rule holds"
+    if type_ == EVENT:
+        return f"a {rule['event_type']} event within {rule['window']}s"
     if type_ == "rrd_forecast":
         return (f"{rule['aggregation_method']} leaves its {rule['seasons']}-season forecast "
                 f"during {rule['evaluation_periods']} x {rule['granularity']}s")

@@ -117,6 +117,21 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO cache_epoch VALUES (1, 0);
     """,
+    # 4 (events): things that happened to a resource at an instant (SNMP traps), with their
+    # details as JSON traits, as Aodh's event alarms see them; kept apart from attribute
+    # history, which records state.
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        timestamp REAL NOT NULL,
+        event_type TEXT NOT NULL,
+        resource_id TEXT,
+        source TEXT NOT NULL,
+        traits TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_time ON events(timestamp);
+    CREATE INDEX events_resource ON events(resource_id, timestamp);
+    """,
 ]
 
 

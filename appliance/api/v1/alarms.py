@@ -11,7 +11,14 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from appliance.alarms.checks import check
-from appliance.alarms.model import STATES, Alarm, InvalidAlarm, parse_alarm, to_json
+from appliance.alarms.model import (
+    RULE_TYPES,
+    STATES,
+    Alarm,
+    InvalidAlarm,
+    parse_alarm,
+    to_json,
+)
 from appliance.alarms.store import AlarmStore
 from appliance.api import get_store
 from appliance.api.errors import ApiError, bad_param, not_found
@@ -197,10 +204,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "alarm_id": {"type": "string", "format": "uuid", "readOnly": True},
             "name": {"type": "string", "minLength": 1},
             "description": {"type": "string"},
-            "type": {"type": "string", "enum": [
-                "gnocchi_resources_threshold", "gnocchi_aggregation_by_metrics_threshold",
-                "gnocchi_aggregation_by_resources_threshold", "rrd_moving_average_threshold",
-                "rrd_forecast", "composite"]},
+            "type": {"type": "string", "enum": list(RULE_TYPES)},
             "enabled": {"type": "boolean"},
             "state": _STATE,
             "state_reason": {"type": "string"},

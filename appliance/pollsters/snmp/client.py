@@ -38,7 +38,7 @@ _GET = cmdgen.GetCommandGenerator()
 _BULK = cmdgen.BulkCommandGeneratorSingleRun()
 _NULL = rfc1902.Null("")
 
-_AUTH = {
+AUTH_PROTOCOLS = {
     "none": usm.USM_AUTH_NONE,
     "MD5": usm.USM_AUTH_HMAC96_MD5,
     "SHA": usm.USM_AUTH_HMAC96_SHA,
@@ -47,7 +47,7 @@ _AUTH = {
     "SHA384": usm.USM_AUTH_HMAC256_SHA384,
     "SHA512": usm.USM_AUTH_HMAC384_SHA512,
 }
-_PRIV = {
+PRIV_PROTOCOLS = {
     "none": usm.USM_PRIV_NONE,
     "DES": usm.USM_PRIV_CBC56_DES,
     "AES": usm.USM_PRIV_CFB128_AES,
@@ -108,8 +108,8 @@ def auth_data(target: SnmpTarget) -> UsmUserData:
         target.user,
         authKey=target.auth_key.get_secret_value() if target.auth_key else None,
         privKey=target.priv_key.get_secret_value() if target.priv_key else None,
-        authProtocol=_AUTH[target.auth_protocol],
-        privProtocol=_PRIV[target.priv_protocol],
+        authProtocol=AUTH_PROTOCOLS[target.auth_protocol],
+        privProtocol=PRIV_PROTOCOLS[target.priv_protocol],
     )
 
 

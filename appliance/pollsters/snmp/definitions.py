@@ -228,6 +228,15 @@ class GroupFile(_Model):
     devices: DeviceMatch | None = None
     device: DeviceSpec = DeviceSpec()
     tables: list[TableSpec] = []
+    # Notifications (MIB names or OIDs) the trap receiver turns into events, besides
+    # linkDown, linkUp, coldStart and warmStart.
+    traps: list[Oid] = []
+
+    @field_validator("traps", mode="before")
+    @classmethod
+    def _resolve_traps(cls, v: Any, info: ValidationInfo) -> list[Oid]:
+        mibs = (info.context or {}).get("mibs") or shipped()
+        return [mibs.resolve(str(item)) for item in (v if isinstance(v, list) else [v])]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,275 @@
+"""The SNMP trap receiver: v2c and v3 notifications from known targets -> index events.
+
+pysnmp's notification receiver (``ntfrcv``) decodes and authenticates: a v2c trap must
+carry a configured target's community, a v3 trap one of their users' keys under the
+sender's engine ID (``engine_id`` on the target). What it lets through is then checked
+against the sender's address: a trap from a host that is no configured target is counted
+(``unknown_senders``) and dropped. Of the rest, ``linkDown``/``linkUp``/``coldStart``/
+``warmStart`` and every trap a definition file declares (``traps:``) become
+:class:`~appliance.index.events.Event` rows on the resource they concern: the interface
+row whose columns the trap's varbinds carry (ifIndex.N -> ``snmp://target/if/N``), else
+the device; other traps are counted (``undeclared``) and dropped.
+
+The receiver only turns traps into events and hands them to ``emit``; the process (see
+``run``) writes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pysnmp.carrier.asyncio.dgram import udp
+from pysnmp.entity import config as pysnmp_config
+from pysnmp.entity import engine as pysnmp_engine
+from pysnmp.entity.rfc3413 import ntfrcv
+from pysnmp.proto import rfc1902
+
+from appliance.config import Settings, SnmpSettings, SnmpTarget
+from appliance.index.events import Event
+from appliance.model import TargetReport, resource_id_for
+from appliance.pollsters.snmp.client import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_cell
+from appliance.pollsters.snmp.converters import text
+from appliance.pollsters.snmp.definitions import Group, Oid, TableSpec
+from appliance.pollsters.snmp.metering import device_key, row_key
+from appliance.pollsters.snmp.mibnames import MibNames
+
+log = logging.getLogger(__name__)
+
+SOURCE = "snmp-traps"
+SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+SNMP_TRAP_OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
+# RFC 3418 / RFC 2863 generic traps: always accepted.
+STANDARD_TRAPS = {
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 1),  # coldStart
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 2),  # warmStart
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 3),  # linkDown
+    (1, 3, 6, 1, 6, 3, 1, 1, 5, 4),  # linkUp
+}
+
+
+@dataclass
+class TrapCounters:
+    """What the receiver saw since it started (reported as its health detail)."""
+
+    received: int = 0
+    events: int = 0
+    unknown_senders: int = 0
+    undeclared: int = 0
+    last_sender: str = ""
+    by_target: dict[str, int] = field(default_factory=dict)
+
+
+class TrapReceiver:
+    """Accepts notifications for the configured targets; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: SnmpSettings,
+        groups: dict[str, Group],
+        mibs: MibNames,
+        emit: Callable[[list[Event]], None],
+    ):
+        self._settings = settings
+        self._mibs = mibs
+        self._emit = emit
+        self._tables = _table_columns(groups)
+        self._declared = STANDARD_TRAPS | {oid for g in groups.values() for oid in g.spec.traps}
+        self._senders: dict[str, list[SnmpTarget]] = {}  # by IPv4 address
+        self._communities: dict[str, str] = {}  # pysnmp security name -> community
+        self.counters = TrapCounters()
+        self._engine: pysnmp_engine.SnmpEngine | None = None
+
+    async def start(self) -> tuple[str, int]:
+        """Bind the UDP port and register the targets' credentials; the bound address back."""
+        for target in self._settings.targets:
+            for address in _addresses(target.host):
+                self._senders.setdefault(address, []).append(target)
+        engine = self._engine = pysnmp_engine.SnmpEngine()
+        transport = udp.UdpTransport().open_server_mode(self._settings.traps.address())
+        pysnmp_config.add_transport(engine, udp.DOMAIN_NAME, transport)
+        communities = {
+            t.community.get_secret_value() for t in self._settings.targets if t.version == "2c"
+        }
+        for number, community in enumerate(sorted(communities)):
+            self._communities[f"trap-community-{number}"] = community
+            pysnmp_config.add_v1_system(engine, f"trap-community-{number}", community)
+        for target in self._settings.targets:
+            if target.version == "3" and target.engine_id:
+                pysnmp_config.add_v3_user(
+                    engine,
+                    target.user,
+                    AUTH_PROTOCOLS[target.auth_protocol],
+                    target.auth_key.get_secret_value() if target.auth_key else None,
+                    PRIV_PROTOCOLS[target.priv_protocol],
+                    target.priv_key.get_secret_value() if target.priv_key else None,
+                    securityEngineId=rfc1902.OctetString(
+                        hexValue=target.engine_id.removeprefix("0x")
+                    ),
+                )
+        ntfrcv.NotificationReceiver(engine, self._received)
+        await asyncio.sleep(0)  # let the transport's endpoint come up
+        return self._settings.traps.address()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close_dispatcher()
+
+    def _received(
+        self,
+        engine: Any,
+        _state: Any,
+        _context_engine: Any,
+        _context: Any,
+        varbinds: list[tuple[Any, Any]],
+        _cb: Any,
+    ) -> None:
+        context = engine.observer.get_execution_context("rfc3412.receiveMessage:request")
+        sender = str(context["transportAddress"][0])
+        self.counters.received += 1
+        self.counters.last_sender = sender
+        target = self._target_for(sender, context["securityModel"], str(context["securityName"]))
+        if target is None:
+            self.counters.unknown_senders += 1
+            log.info("snmp trap from unknown sender %s dropped", sender)
+            return
+        event = self.event(target, [(tuple(o), v) for o, v in varbinds], time.time())
+        if event is None:
+            self.counters.undeclared += 1
+            return
+        self.counters.events += 1
+        self.counters.by_target[target.name] = self.counters.by_target.get(target.name, 0) + 1
+        self._emit([event])
+
+    def _target_for(self, sender: str, model: int, security_name: str) -> SnmpTarget | None:
+        """The target at ``sender`` whose credentials the trap carried (several targets may
+        share a host: one per agent port, or v2c beside v3)."""
+        for target in self._senders.get(sender, ()):
+            if model == 3:
+                if target.version == "3" and target.user == security_name:
+                    return target
+            elif target.version == "2c" and (
+                target.community.get_secret_value() == self._communities.get(security_name)
+            ):
+                return target
+        return None
+
+    def event(
+        self, target: SnmpTarget, varbinds: list[tuple[Oid, Any]], now: float
+    ) -> Event | None:
+        """The event a notification's varbinds make, or None for an undeclared trap."""
+        values = {oid: to_cell(value) for oid, value in varbinds}
+        trap = values.get(SNMP_TRAP_OID)
+        if trap is None or not isinstance(trap.value, str):
+            return None
+        trap_oid = tuple(int(p) for p in trap.value.split("."))
+        if trap_oid not in self._declared:
+            return None
+        name = self._mibs.name_of(trap_oid) or trap.value
+        traits: dict[str, Any] = {"trap": name, "target": target.name}
+        resource_id = resource_id_for(device_key(target))
+        for oid, cell in values.items():
+            if oid in (SYS_UPTIME, SNMP_TRAP_OID) or cell is None:
+                continue
+            traits[self._label(oid)] = cell.value if isinstance(cell.value, int) else text(
+                cell.value
+            )
+            row = self._row(target, oid)
+            if row is not None and resource_id == resource_id_for(device_key(target)):
+                resource_id = row
+        return Event(now, f"snmp.trap.{name.rpartition('::')[2]}", resource_id, SOURCE, traits)
+
+    def _label(self, oid: Oid) -> str:
+        """``IF-MIB::ifOperStatus.3`` for a column instance, else the dotted OID."""
+        for cut in range(len(oid), 1, -1):
+            name = self._mibs.name_of(oid[:cut])
+            if name is not None:
+                suffix = oid[cut:]
+                return name + ("." + ".".join(map(str, suffix)) if suffix else "")
+        return ".".join(map(str, oid))
+
+    def _row(self, target: SnmpTarget, oid: Oid) -> str | None:
+        """The id of the table-row resource whose column ``oid`` is an instance of."""
+        for column, table in self._tables.items():
+            if oid[: len(column)] == column and len(oid) > len(column):
+                return resource_id_for(row_key(target, table, oid[len(column) :]))
+        return None
+
+
+def _table_columns(groups: dict[str, Group]) -> dict[Oid, TableSpec]:
+    """Every column a definition table reads -> that table (longest columns first)."""
+    out: dict[Oid, TableSpec] = {}
+    for group in groups.values():
+        for table in group.spec.tables:
+            specs = [*table.meters, *table.attributes.values()]
+            for oid in (o for spec in specs for o in spec.oids()):
+                out.setdefault(oid, table)
+    return dict(sorted(out.items(), key=lambda item: -len(item[0])))
+
+
+def _addresses(host: str) -> set[str]:
+    """The IPv4 addresses a target's host name stands for (its traps come from one)."""
+    try:
+        found = socket.getaddrinfo(host, None, family=socket.AF_INET, type=socket.SOCK_DGRAM)
+    except OSError:
+        log.warning("snmp traps: cannot resolve target host %s", host)
+        return set()
+    return {str(info[4][0]) for info in found}
+
+
+HEALTH_EVERY = 30.0  # seconds between health reports when no trap comes
+
+
+def serve(settings: Settings) -> None:
+    """The ``snmp-traps`` program: receive until SIGTERM, writing each event to the index
+    and the receiver's counters as its health report."""
+    from appliance.index import Index
+    from appliance.index import events as index_events
+    from appliance.pollsters.snmp.definitions import load_groups
+
+    snmp = settings.pollsters.snmp
+    mibs = MibNames.load(snmp.mibs_dir)
+    settings.index_path.parent.mkdir(parents=True, exist_ok=True)
+    index = Index(settings.index_path)
+    started = time.time()
+
+    def report() -> None:
+        detail = {k: v for k, v in vars(receiver.counters).items() if k != "by_target"}
+        index.record_reports(
+            [TargetReport(SOURCE, "receiver", started, 0.0, receiver.counters.events, None,
+                          detail)]
+        )
+
+    def emit(events: list[Event]) -> None:
+        index_events.record(index, events)
+        report()
+
+    receiver = TrapReceiver(snmp, load_groups(snmp.definitions_dir, mibs), mibs, emit)
+
+    async def main() -> None:
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, done.set)
+        host, port = await receiver.start()
+        log.info("snmp traps: listening on %s:%d for %d targets", host, port,
+                 len(snmp.targets))
+        try:
+            while not done.is_set():
+                report()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), HEALTH_EVERY)
+        finally:
+            receiver.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        index.close()
