@@ -2,6 +2,7 @@
 
 - ``compile-mibs``: a site's vendor MIBs -> name tables the definitions can use;
 - ``traps``: the trap receiver, supervised as ``snmp-traps``;
+- ``discover``: one sweep, or the ``snmp-discovery`` program's loop;
 - ``check_definitions``: used by ``check-config`` so that an unknown MIB name is a config
   error before anything runs.
 """
@@ -18,7 +19,7 @@ from appliance.config import Settings
 
 @click.group("snmp")
 def snmp() -> None:
-    """SNMP tools: compile MIBs, receive traps."""
+    """SNMP tools: compile MIBs, receive traps, discover agents."""
 
 
 @snmp.command("compile-mibs")
@@ -94,16 +95,76 @@ def traps(config_path: Path | None, data_dir: Path | None) -> None:
     serve(settings)
 
 
+@snmp.command("discover")
+@click.argument("networks", nargs=-1)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="YAML config file: credentials, rate and timeouts (pollsters.snmp.discovery).",
+)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where the index is (overrides data_dir in the config).",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Agent UDP port.")
+@click.option("--add", is_flag=True, help="Add what answered as runtime targets.")
+@click.option("--loop", is_flag=True,
+              help="Sweep the configured networks every interval, adding what answers "
+                   "(the snmp-discovery program).")
+def discover(networks: tuple[str, ...], config_path: Path | None, data_dir: Path | None,
+             port: int | None, add: bool, loop: bool) -> None:
+    """One sweep of NETWORKS (CIDR; default: pollsters.snmp.discovery.networks), printing
+    every agent that answered and the definition groups its sysObjectID/sysDescr pick."""
+    from pydantic import ValidationError
+
+    from appliance.cli import load_settings
+    from appliance.pollsters.snmp import discovery_process
+
+    settings = load_settings(config_path, data_dir)
+    cfg = settings.pollsters.snmp.discovery
+    try:
+        cfg = cfg.model_validate(
+            cfg.model_dump() | ({"networks": list(networks)} if networks else {})
+            | ({"port": port} if port else {})
+        )
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'networks'}: {e['msg']}"
+                             for e in exc.errors())
+        raise click.UsageError(problems) from None
+    if not cfg.networks:
+        raise click.UsageError("no NETWORKS given and none in pollsters.snmp.discovery")
+    if loop:
+        discovery_process.serve(settings, cfg)
+        return
+    result = discovery_process.sweep_once(settings, cfg)
+    for found in result.found:
+        t = found.target
+        who = "community" if t.version == "2c" else f"v3 user {t.user}"
+        click.echo(f"{t.host}:{t.port}  {found.sys_name or '-'}  {found.sys_object_id}  "
+                   f"[{who}]  groups: {', '.join(found.groups)}")
+        click.echo(f"    {found.sys_descr[:120]}")
+    click.echo(f"{len(result.found)} answered, {result.silent} silent, {result.probed} probed "
+               f"in {result.seconds:.1f}s")
+    if add:
+        added = discovery_process.record(settings, result)
+        click.echo(f"added {len(added)} runtime targets: {', '.join(added) or '-'}")
+
+
 def programs(settings: Settings, common: list[str]) -> list:
-    """The trap receiver's supervisord program: when SNMP and traps are enabled and there is
-    a target to accept traps from (registered in ``supervise.EXTRA_PROGRAMS``)."""
+    """The SNMP programs besides the pollster (registered in ``supervise.EXTRA_PROGRAMS``):
+    the trap receiver when traps are enabled and a target exists, the discovery loop when
+    networks are configured."""
     from appliance.supervise import Program
 
     snmp_settings = settings.pollsters.snmp
-    if not (snmp_settings.enabled and snmp_settings.traps.enabled and snmp_settings.targets):
+    if not snmp_settings.enabled:
         return []
-    argv = [sys.executable, "-m", "appliance", "snmp", "traps", *common]
-    return [Program("snmp-traps", argv, 30)]
+    base = [sys.executable, "-m", "appliance", "snmp"]
+    out = []
+    if snmp_settings.traps.enabled and snmp_settings.targets:
+        out.append(Program("snmp-traps", [*base, "traps", *common], 30))
+    if snmp_settings.discovery.networks:
+        out.append(Program("snmp-discovery", [*base, "discover", "--loop", *common], 35))
+    return out
 
 
 def check_definitions(settings: Settings) -> str | None:

@@ -132,6 +132,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX events_time ON events(timestamp);
     CREATE INDEX events_resource ON events(resource_id, timestamp);
     """,
+    # 5 (snmp targets): SNMP targets added at run time (discovery, the API) beside the
+    # configured ones; ``definition`` is the target's config mapping, secrets included (as
+    # in the config file), and is never returned by the API.
+    """
+    CREATE TABLE snmp_targets (
+        name TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 

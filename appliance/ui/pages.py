@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 
 from appliance.api import get_settings, get_store
 from appliance.index import NotFound, events
+from appliance.pollsters.snmp.runtime import listing
 from appliance.ui import alarms, catalog, charts, health
 
 bp = Blueprint("pages", __name__)
@@ -45,6 +46,7 @@ def overview():
         alarm_count=len(alarm_rows),
         firing=[a for a in alarm_rows if a["state"] == "alarm"],
         events=events.recent(index, RECENT_EVENTS),
+        snmp_targets=listing(settings.pollsters.snmp.targets, index),
     )
 
 

@@ -13,6 +13,7 @@ the community or the v3 keys (they can appear in nothing but the request itself)
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -207,6 +208,58 @@ class PysnmpRequester:
             int(index or 0),
             [(tuple(name), to_cell(value)) for name, value in varbinds],
         )
+
+
+class Connections:
+    """The ways out to agents, kept for a pollster's (or a sweep's) lifetime: one UDP socket
+    for every v2c target and one pysnmp engine per distinct v3 credential set."""
+
+    def __init__(self) -> None:
+        self._v2c = v2c.Client()
+        self._engines: dict[tuple[str, ...], SnmpEngine] = {}
+
+    async def open(self) -> None:
+        """Bind the v2c socket (before requests run concurrently)."""
+        await self._v2c.open()
+
+    async def requester(self, target: SnmpTarget) -> Requester:
+        """A requester for ``target``, its address resolved now (once)."""
+        try:
+            if target.version == "2c":
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    target.host, target.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+                )
+                return V2cRequester(self._v2c, found[0][4][:2], target)
+            transport = await UdpTransportTarget.create(
+                (target.host, target.port), timeout=target.timeout, retries=target.retries
+            )
+        except (PySnmpError, OSError):
+            raise SnmpError(f"cannot resolve {target.host}:{target.port}") from None
+        return PysnmpRequester(self._engine_for(target), target, transport)
+
+    def _engine_for(self, target: SnmpTarget) -> SnmpEngine:
+        """One SNMP engine per distinct v3 credential set.
+
+        pysnmp keeps v3 users in its engine keyed by user name: two targets with the same
+        user name but other keys (or a wrong key) must not overwrite each other's entry.
+        The key tuple holds secrets and lives only in this dict.
+        """
+        key = (
+            target.user or "",
+            target.auth_protocol,
+            target.auth_key.get_secret_value() if target.auth_key else "",
+            target.priv_protocol,
+            target.priv_key.get_secret_value() if target.priv_key else "",
+        )
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = self._engines[key] = SnmpEngine()
+        return engine
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            engine.close_dispatcher()
+        self._v2c.close()
 
 
 class Session:

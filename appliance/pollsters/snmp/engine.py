@@ -14,30 +14,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pysnmp.error import PySnmpError
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
-
 from appliance.config import SnmpSettings, SnmpTarget
 from appliance.model import PollResult, Resource, TargetReport
 from appliance.pollsters.base import Pollster
-from appliance.pollsters.snmp import v2c
 from appliance.pollsters.snmp.client import (
-    PysnmpRequester,
+    Connections,
     Requester,
     Session,
     SnmpError,
-    V2cRequester,
 )
 from appliance.pollsters.snmp.converters import text
 from appliance.pollsters.snmp.counters import CounterTracker
-from appliance.pollsters.snmp.definitions import Group, Oid, candidates_for, select
+from appliance.pollsters.snmp.definitions import (
+    DefinitionError,
+    Group,
+    Oid,
+    candidates_for,
+    select,
+)
 from appliance.pollsters.snmp.metering import DEVICE_TYPE, Reading, measure
+from appliance.pollsters.snmp.runtime import RuntimeTargets
 from appliance.pollsters.snmp.walkplan import (
     SYS_DESCR,
     SYS_OBJECT_ID,
@@ -76,21 +77,49 @@ class SnmpPollster(Pollster):
 
     source = SOURCE
 
-    def __init__(self, settings: SnmpSettings, groups: dict[str, Group]):
+    def __init__(
+        self,
+        settings: SnmpSettings,
+        groups: dict[str, Group],
+        runtime: RuntimeTargets | None = None,
+    ):
         self._settings = settings
         self._groups = groups
-        self._targets = {t.name: t for t in settings.targets}
+        self._configured = {t.name: t for t in settings.targets}
+        self._targets = dict(self._configured)
         for target in settings.targets:
             candidates_for(groups, target.groups)  # an unknown group name fails at start
         self._state = {
             t.name: _TargetState(max_repetitions=t.max_repetitions) for t in settings.targets
         }
+        self._runtime = runtime
         self._loop = asyncio.new_event_loop()
-        self._engines: dict[tuple[str, ...], SnmpEngine] = {}
-        self._v2c = v2c.Client()
+        self._connections = Connections()
 
     def targets(self) -> Sequence[str]:
+        """The configured targets plus the runtime ones the index holds now (read once per
+        cycle, so discovery and the API add and remove targets without a restart)."""
+        if self._runtime is not None:
+            self._refresh(self._runtime.current())
         return list(self._targets)
+
+    def _refresh(self, runtime: list[SnmpTarget]) -> None:
+        targets = dict(self._configured)
+        for target in runtime:
+            if target.name in targets:
+                continue  # a configured target of the same name wins
+            try:
+                candidates_for(self._groups, target.groups)
+            except DefinitionError as exc:
+                log.warning("runtime snmp target %s skipped: %s", target.name, exc)
+                continue
+            targets[target.name] = target
+        for name, target in targets.items():
+            if name not in self._state or self._targets.get(name) != target:
+                self._state[name] = _TargetState(max_repetitions=target.max_repetitions)
+        for name in set(self._state) - set(targets):
+            del self._state[name]
+        self._targets = targets
 
     def poll(self, targets: Sequence[str], deadline: float) -> PollResult:
         """Poll the targets that are due (see :meth:`_due`) and report each of them."""
@@ -119,9 +148,9 @@ class SnmpPollster(Pollster):
         # the process is on its way out.
         if self._loop.is_closed() or self._loop.is_running():
             return
-        for engine in self._engines.values():
-            engine.close_dispatcher()
-        self._v2c.close()
+        self._connections.close()
+        if self._runtime is not None:
+            self._runtime.close()
         pending = asyncio.all_tasks(self._loop)
         for task in pending:
             task.cancel()
@@ -130,28 +159,9 @@ class SnmpPollster(Pollster):
         self._loop.run_until_complete(asyncio.sleep(0))  # the socket's close callback
         self._loop.close()
 
-    def _engine_for(self, target: SnmpTarget) -> SnmpEngine:
-        """One SNMP engine per distinct v3 credential set.
-
-        pysnmp keeps v3 users in its engine keyed by user name: two targets with the same
-        user name but other keys (or a wrong key) must not overwrite each other's entry.
-        The key tuple holds secrets and lives only in this dict.
-        """
-        key = (
-            target.user or "",
-            target.auth_protocol,
-            target.auth_key.get_secret_value() if target.auth_key else "",
-            target.priv_protocol,
-            target.priv_key.get_secret_value() if target.priv_key else "",
-        )
-        engine = self._engines.get(key)
-        if engine is None:
-            engine = self._engines[key] = SnmpEngine()
-        return engine
-
     async def _poll_all(self, targets: Sequence[str], deadline: float) -> PollResult:
         bound = asyncio.Semaphore(self._settings.concurrency)
-        await self._v2c.open()
+        await self._connections.open()
         result = PollResult()
         for part in await asyncio.gather(*(self._poll_one(n, deadline, bound) for n in targets)):
             result.extend(part)
@@ -193,22 +203,8 @@ class SnmpPollster(Pollster):
     async def _session(self, target: SnmpTarget, state: _TargetState) -> Session:
         """This poll's session; the way to the target (its address resolved once) is kept."""
         if state.send is None:
-            state.send = await self._requester(target)
+            state.send = await self._connections.requester(target)
         return Session(state.send, state.max_repetitions)
-
-    async def _requester(self, target: SnmpTarget) -> Requester:
-        try:
-            if target.version == "2c":
-                found = await asyncio.get_running_loop().getaddrinfo(
-                    target.host, target.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
-                )
-                return V2cRequester(self._v2c, found[0][4][:2], target)
-            transport = await UdpTransportTarget.create(
-                (target.host, target.port), timeout=target.timeout, retries=target.retries
-            )
-        except (PySnmpError, OSError):
-            raise SnmpError(f"cannot resolve {target.host}:{target.port}") from None
-        return PysnmpRequester(self._engine_for(target), target, transport)
 
     async def _read(self, target: SnmpTarget, state: _TargetState) -> PollResult:
         session = state.session = await self._session(target, state)
