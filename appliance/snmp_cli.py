@@ -151,8 +151,8 @@ def discover(networks: tuple[str, ...], config_path: Path | None, data_dir: Path
 
 def programs(settings: Settings, common: list[str]) -> list:
     """The SNMP programs besides the pollster (registered in ``supervise.EXTRA_PROGRAMS``):
-    the trap receiver when traps are enabled and a target exists, the discovery loop when
-    networks are configured."""
+    the trap receiver when traps are enabled and targets are configured or discovered, the
+    discovery loop when networks are configured."""
     from appliance.supervise import Program
 
     snmp_settings = settings.pollsters.snmp
@@ -160,7 +160,7 @@ def programs(settings: Settings, common: list[str]) -> list:
         return []
     base = [sys.executable, "-m", "appliance", "snmp"]
     out = []
-    if snmp_settings.traps.enabled and snmp_settings.targets:
+    if snmp_settings.traps.enabled and (snmp_settings.targets or snmp_settings.discovery.networks):
         out.append(Program("snmp-traps", [*base, "traps", *common], 30))
     if snmp_settings.discovery.networks:
         out.append(Program("snmp-discovery", [*base, "discover", "--loop", *common], 35))

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from appliance.config import parse
-from appliance.index import events
+from appliance.config import SnmpTarget, parse
+from appliance.index import events, snmp_targets
 from appliance.model import Resource, resource_id_for
+from appliance.pollsters.snmp.runtime import to_definition
 from appliance.supervise import programs
 from tests.conftest import wait_for
 from tests.snmp.agents import free_udp_port
@@ -27,6 +28,7 @@ from tests.test_alarms import Api, Receiver
 from tests.test_ui import make_app
 
 COMMUNITY = "trap-s3cret"
+EDGE_COMMUNITY = "edge-trap-s3cret"
 ENGINE_ID = "0x80001f8880aabbccddeeff0011"
 V3 = ["-v3", "-e", ENGINE_ID, "-u", "trapper", "-l", "authPriv", "-a", "SHA",
       "-A", "auth-pass-1", "-x", "AES", "-X", "priv-pass-1"]
@@ -70,7 +72,10 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def daemon(tmp_path: Path, settings) -> Iterator[TrapDaemon]:
+def daemon(tmp_path: Path, settings, store) -> Iterator[TrapDaemon]:
+    # A runtime target (as discovery or the API adds them) on another agent port.
+    runtime = SnmpTarget(name="edge", host="127.0.0.1", port=1161, community=EDGE_COMMUNITY)
+    snmp_targets.put(store.index, "edge", to_definition(runtime), "api", {}, time.time())
     defs = tmp_path / "snmp.d"
     defs.mkdir()
     (defs / "ups.yaml").write_text("group: ups-traps\ntraps: [UPS-MIB::upsTrapOnBattery]\n")
@@ -129,11 +134,13 @@ def test_traps_become_events_status_page_and_event_alarms(store, daemon, receive
              f"{IF_TABLE}.8.3", "i", "2")
         daemon.send(*V3, f"127.0.0.1:{daemon.port}", "", COLD_START)
         _v2c(daemon, UPS_ON_BATTERY)
-        wait_for(lambda: len(events.recent(store.index)) >= 3, what="three events")
+        _v2c(daemon, "1.3.6.1.6.3.1.1.5.2", community=EDGE_COMMUNITY)  # warmStart
+        wait_for(lambda: len(events.recent(store.index)) >= 4, what="four events")
         time.sleep(0.5)  # anything wrongly accepted would be in by now
         got = {e.event_type: e for e in events.recent(store.index)}
         assert sorted(got) == ["snmp.trap.coldStart", "snmp.trap.linkDown",
-                               "snmp.trap.upsTrapOnBattery"]
+                               "snmp.trap.upsTrapOnBattery", "snmp.trap.warmStart"]
+        assert got["snmp.trap.warmStart"].resource_id == resource_id_for("snmp://edge")
         down = got["snmp.trap.linkDown"]
         assert down.resource_id == interface
         assert down.traits["IF-MIB::ifOperStatus.3"] == 2
@@ -145,8 +152,8 @@ def test_traps_become_events_status_page_and_event_alarms(store, daemon, receive
                   if r["source"] == "snmp-traps"}["receiver"]
         counters = status["detail"]
         assert counters["unknown_senders"] == 1 and counters["undeclared"] == 1
-        assert counters["events"] == 3
-        assert counters["received"] == 5  # the wrong community never got past pysnmp
+        assert counters["events"] == 4
+        assert counters["received"] == 6  # the wrong community never got past pysnmp
 
         page = make_app(store, open_read=True).test_client().get("/")
         assert "snmp.trap.linkDown" in page.get_data(as_text=True)

@@ -84,25 +84,41 @@ class TrapReceiver:
         self._declared = STANDARD_TRAPS | {oid for g in groups.values() for oid in g.spec.traps}
         self._senders: dict[str, list[SnmpTarget]] = {}  # by IPv4 address
         self._communities: dict[str, str] = {}  # pysnmp security name -> community
+        self._users: set[str] = set()  # targets whose v3 user is registered
         self.counters = TrapCounters()
         self._engine: pysnmp_engine.SnmpEngine | None = None
 
-    async def start(self) -> tuple[str, int]:
-        """Bind the UDP port and register the targets' credentials; the bound address back."""
-        for target in self._settings.targets:
-            for address in _addresses(target.host):
-                self._senders.setdefault(address, []).append(target)
+    async def start(self, runtime: list[SnmpTarget] = ()) -> tuple[str, int]:
+        """Bind the UDP port and register the targets' credentials; the address back."""
         engine = self._engine = pysnmp_engine.SnmpEngine()
         transport = udp.UdpTransport().open_server_mode(self._settings.traps.address())
         pysnmp_config.add_transport(engine, udp.DOMAIN_NAME, transport)
-        communities = {
-            t.community.get_secret_value() for t in self._settings.targets if t.version == "2c"
-        }
-        for number, community in enumerate(sorted(communities)):
-            self._communities[f"trap-community-{number}"] = community
-            pysnmp_config.add_v1_system(engine, f"trap-community-{number}", community)
-        for target in self._settings.targets:
-            if target.version == "3" and target.engine_id:
+        self.update(list(runtime))
+        ntfrcv.NotificationReceiver(engine, self._received)
+        await asyncio.sleep(0)  # let the transport's endpoint come up
+        return self._settings.traps.address()
+
+    def update(self, runtime: list[SnmpTarget]) -> None:
+        """Accept traps from the configured targets plus ``runtime`` ones (the index's, read
+        again every health tick): senders are replaced, new credentials registered."""
+        engine = self._engine
+        assert engine is not None, "start() first"
+        targets = [*self._settings.targets, *runtime]
+        senders: dict[str, list[SnmpTarget]] = {}
+        for target in targets:
+            for address in _addresses(target.host):
+                senders.setdefault(address, []).append(target)
+        self._senders = senders
+        known = set(self._communities.values())
+        for target in targets:
+            community = target.community.get_secret_value()
+            if target.version == "2c" and community not in known:
+                known.add(community)
+                name = f"trap-community-{len(self._communities)}"
+                self._communities[name] = community
+                pysnmp_config.add_v1_system(engine, name, community)
+            elif target.version == "3" and target.engine_id and target.name not in self._users:
+                self._users.add(target.name)
                 pysnmp_config.add_v3_user(
                     engine,
                     target.user,
@@ -114,9 +130,6 @@ class TrapReceiver:
                         hexValue=target.engine_id.removeprefix("0x")
                     ),
                 )
-        ntfrcv.NotificationReceiver(engine, self._received)
-        await asyncio.sleep(0)  # let the transport's endpoint come up
-        return self._settings.traps.address()
 
     def close(self) -> None:
         if self._engine is not None:
@@ -233,6 +246,7 @@ def serve(settings: Settings) -> None:
     from appliance.index import Index
     from appliance.index import events as index_events
     from appliance.pollsters.snmp.definitions import load_groups
+    from appliance.pollsters.snmp.runtime import load as load_runtime
 
     snmp = settings.pollsters.snmp
     mibs = MibNames.load(snmp.mibs_dir)
@@ -251,6 +265,9 @@ def serve(settings: Settings) -> None:
         index_events.record(index, events)
         report()
 
+    def runtime() -> list[SnmpTarget]:
+        return [target for target, _ in load_runtime(index)]
+
     receiver = TrapReceiver(snmp, load_groups(snmp.definitions_dir, mibs), mibs, emit)
 
     async def main() -> None:
@@ -258,11 +275,11 @@ def serve(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
-        host, port = await receiver.start()
-        log.info("snmp traps: listening on %s:%d for %d targets", host, port,
-                 len(snmp.targets))
+        host, port = await receiver.start(runtime())
+        log.info("snmp traps: listening on %s:%d", host, port)
         try:
             while not done.is_set():
+                receiver.update(runtime())
                 report()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), HEALTH_EVERY)
