@@ -225,6 +225,7 @@ class SnmpTrapSettings(_Section):
     # (an unprivileged process cannot bind below 1024; point devices at 10162 or grant
     # CAP_NET_BIND_SERVICE and set 162).
     listen: str | None = None
+    keep_days: float = Field(30, gt=0)  # events older than this are deleted
 
     @field_validator("listen")
     @classmethod

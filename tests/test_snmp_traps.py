@@ -184,3 +184,19 @@ def test_the_receiver_is_supervised_when_there_are_targets(tmp_path: Path) -> No
     # Unprivileged, the default port is a high one (162 needs root).
     expected = 162 if os.geteuid() == 0 else 10162
     assert with_targets.pollsters.snmp.traps.address() == ("0.0.0.0", expected)
+
+
+def test_events_match_by_glob_and_old_ones_are_pruned(store) -> None:
+    now = time.time()
+    events.record(store.index, [
+        events.Event(now - 40 * 86400, "snmp.trap.linkDown", "r1", "snmp-traps"),
+        events.Event(now - 10, "snmp.trap.linkUp", "r1", "snmp-traps", {"x": 1}),
+        events.Event(now - 5, "snmp.trap.linkDown", "r2", "snmp-traps"),
+    ])
+    assert events.count(store.index, "snmp.trap.link*", now - 60)[0] == 2
+    count, latest = events.count(store.index, "snmp.trap.linkUp", now - 60, "r1")
+    assert count == 1 and latest is not None and latest.traits == {"x": 1}
+    assert events.count(store.index, "snmp.trap.linkDown", now - 60, "r1") == (0, None)
+    assert events.prune(store.index, now - 30 * 86400) == 1
+    assert [e.event_type for e in events.recent(store.index)] == [
+        "snmp.trap.linkDown", "snmp.trap.linkUp"]

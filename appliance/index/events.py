@@ -41,6 +41,12 @@ def record(index: Index, events: Iterable[Event]) -> int:
     return len(rows)
 
 
+def prune(index: Index, before: float) -> int:
+    """Forget events older than ``before`` (a trap storm must not grow the index forever)."""
+    with index.transaction() as conn:
+        return conn.execute("DELETE FROM events WHERE timestamp < ?", (before,)).rowcount
+
+
 def recent(index: Index, limit: int = 50, resource_id: str | None = None) -> list[Event]:
     """The latest events, newest first (of one resource, or of all)."""
     where, params = ("WHERE resource_id = ?", [resource_id]) if resource_id else ("", [])

@@ -280,6 +280,7 @@ def serve(settings: Settings) -> None:
         try:
             while not done.is_set():
                 receiver.update(runtime())
+                index_events.prune(index, time.time() - snmp.traps.keep_days * 86400)
                 report()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(done.wait(), HEALTH_EVERY)
