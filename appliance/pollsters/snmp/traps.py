@@ -23,7 +23,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pysnmp.carrier.asyncio.dgram import udp
@@ -40,11 +40,11 @@ from appliance.pollsters.snmp.converters import text
 from appliance.pollsters.snmp.definitions import Group, Oid, TableSpec
 from appliance.pollsters.snmp.metering import device_key, row_key
 from appliance.pollsters.snmp.mibnames import MibNames
+from appliance.pollsters.snmp.walkplan import SYS_UPTIME
 
 log = logging.getLogger(__name__)
 
 SOURCE = "snmp-traps"
-SYS_UPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
 SNMP_TRAP_OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
 # RFC 3418 / RFC 2863 generic traps: always accepted.
 STANDARD_TRAPS = {
@@ -64,7 +64,6 @@ class TrapCounters:
     unknown_senders: int = 0
     undeclared: int = 0
     last_sender: str = ""
-    by_target: dict[str, int] = field(default_factory=dict)
 
 
 class TrapReceiver:
@@ -151,14 +150,13 @@ class TrapReceiver:
         target = self._target_for(sender, context["securityModel"], str(context["securityName"]))
         if target is None:
             self.counters.unknown_senders += 1
-            log.info("snmp trap from unknown sender %s dropped", sender)
+            log.debug("snmp trap from unknown sender %s dropped", sender)
             return
         event = self.event(target, [(tuple(o), v) for o, v in varbinds], time.time())
         if event is None:
             self.counters.undeclared += 1
             return
         self.counters.events += 1
-        self.counters.by_target[target.name] = self.counters.by_target.get(target.name, 0) + 1
         self._emit([event])
 
     def _target_for(self, sender: str, model: int, security_name: str) -> SnmpTarget | None:
@@ -187,16 +185,14 @@ class TrapReceiver:
             return None
         name = self._mibs.name_of(trap_oid) or trap.value
         traits: dict[str, Any] = {"trap": name, "target": target.name}
-        resource_id = resource_id_for(device_key(target))
+        row: str | None = None  # the first varbind that is a table column's instance wins
         for oid, cell in values.items():
             if oid in (SYS_UPTIME, SNMP_TRAP_OID) or cell is None:
                 continue
-            traits[self._label(oid)] = cell.value if isinstance(cell.value, int) else text(
-                cell.value
-            )
-            row = self._row(target, oid)
-            if row is not None and resource_id == resource_id_for(device_key(target)):
-                resource_id = row
+            value = cell.value
+            traits[self._label(oid)] = value if isinstance(value, int) else text(value)
+            row = row or self._row(target, oid)
+        resource_id = row or resource_id_for(device_key(target))
         return Event(now, f"snmp.trap.{name.rpartition('::')[2]}", resource_id, SOURCE, traits)
 
     def _label(self, oid: Oid) -> str:
@@ -255,7 +251,7 @@ def serve(settings: Settings) -> None:
     started = time.time()
 
     def report() -> None:
-        detail = {k: v for k, v in vars(receiver.counters).items() if k != "by_target"}
+        detail = dict(vars(receiver.counters))
         index.record_reports(
             [TargetReport(SOURCE, "receiver", started, 0.0, receiver.counters.events, None,
                           detail)]
