@@ -153,7 +153,8 @@ def test_traps_become_events_status_page_and_event_alarms(store, daemon, receive
         counters = status["detail"]
         assert counters["unknown_senders"] == 1 and counters["undeclared"] == 1
         assert counters["events"] == 4
-        assert counters["received"] == 6  # the wrong community never got past pysnmp
+        assert counters["received"] == 6  # the wrong community never got past pysnmp...
+        assert counters["rejected_credentials"] == 1  # ...which counted it
 
         page = make_app(store, open_read=True).test_client().get("/")
         assert "snmp.trap.linkDown" in page.get_data(as_text=True)

@@ -130,6 +130,21 @@ class TrapReceiver:
                     ),
                 )
 
+    def rejected_credentials(self) -> int:
+        """Traps pysnmp refused before they reached us: unknown community, unknown v3 user,
+        wrong digest, undecryptable, unknown engine ID, outside the time window (its own
+        SNMPv2-MIB and USM statistics counters)."""
+        if self._engine is None:
+            return 0
+        builder = self._engine.get_mib_builder()
+        counters = [("__SNMPv2-MIB", "snmpInBadCommunityNames")] + [
+            ("__SNMP-USER-BASED-SM-MIB", name)
+            for name in ("usmStatsUnknownUserNames", "usmStatsWrongDigests",
+                         "usmStatsDecryptionErrors", "usmStatsUnknownEngineIDs",
+                         "usmStatsNotInTimeWindows")
+        ]
+        return sum(int(builder.import_symbols(mib, name)[0].syntax) for mib, name in counters)
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close_dispatcher()
@@ -251,7 +266,7 @@ def serve(settings: Settings) -> None:
     started = time.time()
 
     def report() -> None:
-        detail = dict(vars(receiver.counters))
+        detail = vars(receiver.counters) | {"rejected_credentials": receiver.rejected_credentials()}
         index.record_reports(
             [TargetReport(SOURCE, "receiver", started, 0.0, receiver.counters.events, None,
                           detail)]
