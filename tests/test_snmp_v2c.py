@@ -1,5 +1,5 @@
 """The pollster's own v2c codec against pysnmp/pyasn1 as the oracle: every value type an
-agent can send decodes to what the pysnmp path (``client.to_cell``) makes of it, requests
+agent can send decodes to what the pysnmp path (``v3.to_cell``) makes of it, requests
 decode with pyasn1 into the PDU we meant, and malformed datagrams are refused."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api, rfc1902, rfc1905
 
 from appliance.pollsters.snmp import v2c
-from appliance.pollsters.snmp.client import to_cell
+from appliance.pollsters.snmp.v3 import to_cell
 
 P = api.v2c
 

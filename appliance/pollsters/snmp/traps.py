@@ -35,11 +35,11 @@ from pysnmp.proto import rfc1902
 from appliance.config import Settings, SnmpSettings, SnmpTarget
 from appliance.index.events import Event
 from appliance.model import TargetReport, resource_id_for
-from appliance.pollsters.snmp.client import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_cell
 from appliance.pollsters.snmp.converters import text
 from appliance.pollsters.snmp.definitions import Group, Oid, TableSpec
 from appliance.pollsters.snmp.metering import device_key, row_key
 from appliance.pollsters.snmp.mibnames import MibNames
+from appliance.pollsters.snmp.v3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_cell
 from appliance.pollsters.snmp.walkplan import SYS_UPTIME
 
 log = logging.getLogger(__name__)
