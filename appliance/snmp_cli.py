@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from appliance.clisettings import load_settings
 from appliance.config import Settings
 
 
@@ -46,7 +47,6 @@ def compile_mibs(
     Imports are searched in SOURCES, then in net-snmp's and erlang-snmp's MIB directories.
     Nothing is downloaded. Point pollsters.snmp.mibs_dir at --out and restart the agent.
     """
-    from appliance.cli import load_settings
     from appliance.pollsters.snmp import mibcompile
 
     if shipped:
@@ -84,15 +84,14 @@ def compile_mibs(
 )
 def traps(config_path: Path | None, data_dir: Path | None) -> None:
     """Receive SNMP traps from the configured targets into events (the snmp-traps program)."""
-    from appliance.cli import load_settings
-    from appliance.pollsters.snmp.traps import serve
+    from appliance.snmp_programs import receive_traps
 
     settings = load_settings(config_path, data_dir)
     problem = check_definitions(settings)
     if problem:
         click.echo(f"appliance: {problem}", err=True)
         sys.exit(2)
-    serve(settings)
+    receive_traps(settings)
 
 
 @snmp.command("discover")
@@ -116,8 +115,7 @@ def discover(networks: tuple[str, ...], config_path: Path | None, data_dir: Path
     every agent that answered and the definition groups its sysObjectID/sysDescr pick."""
     from pydantic import ValidationError
 
-    from appliance.cli import load_settings
-    from appliance.pollsters.snmp import discovery_process
+    from appliance import snmp_programs
 
     settings = load_settings(config_path, data_dir)
     cfg = settings.pollsters.snmp.discovery
@@ -133,9 +131,9 @@ def discover(networks: tuple[str, ...], config_path: Path | None, data_dir: Path
     if not cfg.networks:
         raise click.UsageError("no NETWORKS given and none in pollsters.snmp.discovery")
     if loop:
-        discovery_process.serve(settings, cfg)
+        snmp_programs.discover_forever(settings, cfg)
         return
-    result = discovery_process.sweep_once(settings, cfg)
+    result = snmp_programs.sweep_once(settings, cfg)
     for found in result.found:
         t = found.target
         who = "community" if t.version == "2c" else f"v3 user {t.user}"
@@ -145,26 +143,8 @@ def discover(networks: tuple[str, ...], config_path: Path | None, data_dir: Path
     click.echo(f"{len(result.found)} answered, {result.silent} silent, {result.probed} probed "
                f"in {result.seconds:.1f}s")
     if add:
-        added = discovery_process.record(settings, result)
+        added = snmp_programs.record(settings, result)
         click.echo(f"added {len(added)} runtime targets: {', '.join(added) or '-'}")
-
-
-def programs(settings: Settings, common: list[str]) -> list:
-    """The SNMP programs besides the pollster (registered in ``supervise.EXTRA_PROGRAMS``):
-    the trap receiver when traps are enabled and targets are configured or discovered, the
-    discovery loop when networks are configured."""
-    from appliance.supervise import Program
-
-    snmp_settings = settings.pollsters.snmp
-    if not snmp_settings.enabled:
-        return []
-    base = [sys.executable, "-m", "appliance", "snmp"]
-    out = []
-    if snmp_settings.traps.enabled and (snmp_settings.targets or snmp_settings.discovery.networks):
-        out.append(Program("snmp-traps", [*base, "traps", *common], 30))
-    if snmp_settings.discovery.networks:
-        out.append(Program("snmp-discovery", [*base, "discover", "--loop", *common], 35))
-    return out
 
 
 def check_definitions(settings: Settings) -> str | None:

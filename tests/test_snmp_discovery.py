@@ -20,6 +20,7 @@ from appliance.cli import main
 from appliance.config import parse
 from appliance.index import snmp_targets
 from appliance.pollsters.snmp import build
+from appliance.snmp_programs import attach_runtime_targets
 from appliance.supervise import programs
 from tests.snmp.agents import poll, snmpd
 from tests.test_ui import make_app
@@ -88,6 +89,7 @@ def test_added_targets_are_polled_without_a_restart_and_survive_one(
                      targets=[{"name": "configured", "host": "127.0.0.1", "port": 9}])
     settings = parse(yaml.safe_load(config.read_text()))
     running = build(settings)
+    runtime = attach_runtime_targets(running, settings)
     try:
         assert running.targets() == ["configured"]
         out = _discover(config, "127.0.0.1/32", "--port", str(agent), "--add")
@@ -102,15 +104,18 @@ def test_added_targets_are_polled_without_a_restart_and_survive_one(
         assert "added 0 runtime targets" in out  # seen again: not added twice
     finally:
         running.close()
+        runtime.close()
     restarted = build(settings)
+    runtime = attach_runtime_targets(restarted, settings)
     try:
         assert sorted(restarted.targets()) == [name, "configured"]
     finally:
         restarted.close()
-    assert "snmp-discovery" not in [p.name for p in programs(settings, [])]
+        runtime.close()
+    assert "snmp-discovery" not in [p.name for p in programs(settings, None)]
     looping = parse({"data_dir": str(data_dir),
                      "pollsters": {"snmp": {"discovery": {"networks": ["127.0.0.1/32"]}}}})
-    assert "snmp-discovery" in [p.name for p in programs(looping, [])]
+    assert "snmp-discovery" in [p.name for p in programs(looping, None)]
 
 
 def test_the_api_manages_runtime_targets_and_never_returns_secrets(
@@ -148,6 +153,7 @@ def test_the_api_manages_runtime_targets_and_never_returns_secrets(
     assert stored is not None and stored.definition["community"] == COMMUNITY  # pollable
 
     polled = build(settings)
+    runtime = attach_runtime_targets(polled, settings)
     try:
         assert "edge" in polled.targets()
         assert {r.target: r for r in poll(polled).reports}["edge"].ok
@@ -163,5 +169,6 @@ def test_the_api_manages_runtime_targets_and_never_returns_secrets(
         assert "edge" not in polled.targets()
     finally:
         polled.close()
+        runtime.close()
     assert json.loads(client.get("/v1/snmp/target/core", headers=reader).data)["host"] == (
         "127.0.0.1")

@@ -19,8 +19,8 @@ import yaml
 
 from appliance.config import SnmpTarget, parse
 from appliance.index import events, snmp_targets
+from appliance.index.snmp_targets import to_definition
 from appliance.model import Resource, resource_id_for
-from appliance.pollsters.snmp.runtime import to_definition
 from appliance.supervise import programs
 from tests.conftest import wait_for
 from tests.snmp.agents import free_udp_port

@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from appliance.index import Index
+from appliance.model import Event
+
+__all__ = ["Event", "count", "prune", "recent", "record"]
 
 _COLUMNS = "timestamp, event_type, resource_id, source, traits"
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    timestamp: float
-    event_type: str
-    resource_id: str | None
-    source: str
-    traits: dict[str, Any] = field(default_factory=dict)
 
 
 def record(index: Index, events: Iterable[Event]) -> int:

@@ -7,10 +7,10 @@ import json
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from appliance.api import get_settings, get_store
 from appliance.index import NotFound, events
-from appliance.pollsters.snmp.runtime import listing
+from appliance.index.snmp_targets import listing
 from appliance.ui import alarms, catalog, charts, health
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("pages", __name__)
 

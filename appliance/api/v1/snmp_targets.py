@@ -14,14 +14,13 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify
 from pydantic import ValidationError
 
-from appliance.api import get_settings, get_store
 from appliance.api.errors import ApiError, bad_param, not_found
-from appliance.api.openapi import ERRORS, body, ok, path, ref
 from appliance.api.params import json_body
 from appliance.config import SnmpTarget
 from appliance.index import snmp_targets as rows
+from appliance.index.snmp_targets import listing, to_definition
 from appliance.pollsters.snmp.definitions import DefinitionError, Group, candidates_for
-from appliance.pollsters.snmp.runtime import listing, to_definition
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("snmp_targets", __name__)
 
@@ -113,20 +112,37 @@ _TARGET = {
     },
     "additionalProperties": True,
 }
+# The document's pieces are spelled out here: appliance.api.openapi imports this package.
+_REF = {"$ref": "#/components/schemas/SnmpTarget"}
+_JSON = "application/json"
+_ERRORS = {
+    str(code): {"description": text, "content": {_JSON: {"schema": {
+        "$ref": "#/components/schemas/Error"}}}}
+    for code, text in [(400, "Invalid body (the description names the field)"),
+                       (401, "No valid token"), (403, "Not an admin, or a configured target"),
+                       (404, "No such target"), (409, "The name exists"),
+                       (415, "Body is not JSON")]
+}
+
+
+def _ok(schema: dict[str, Any], code: int = 200) -> dict[str, Any]:
+    return {str(code): {"description": "OK", "content": {_JSON: {"schema": schema}}}, **_ERRORS}
+
+
 OPENAPI_SCHEMAS = {"SnmpTarget": _TARGET}
 OPENAPI_PATHS = {
     "/v1/snmp/target": {
         "get": {"summary": "List SNMP targets (secrets never returned)", "tags": ["snmp"],
-                "responses": ok({"type": "array", "items": ref("SnmpTarget")})},
+                "responses": _ok({"type": "array", "items": _REF})},
         "post": {"summary": "Add a runtime SNMP target (admin)", "tags": ["snmp"],
-                 "requestBody": body(ref("SnmpTarget")),
-                 "responses": ok(ref("SnmpTarget"), 201)},
+                 "requestBody": {"required": True, "content": {_JSON: {"schema": _REF}}},
+                 "responses": _ok(_REF, 201)},
     },
     "/v1/snmp/target/{name}": {
-        "parameters": [path("name")],
-        "get": {"summary": "One SNMP target", "tags": ["snmp"],
-                "responses": ok(ref("SnmpTarget"))},
+        "parameters": [{"name": "name", "in": "path", "required": True,
+                        "schema": {"type": "string"}}],
+        "get": {"summary": "One SNMP target", "tags": ["snmp"], "responses": _ok(_REF)},
         "delete": {"summary": "Remove a runtime target (configured ones are read-only)",
-                   "tags": ["snmp"], "responses": {"204": {"description": "Removed"}, **ERRORS}},
+                   "tags": ["snmp"], "responses": {"204": {"description": "Removed"}, **_ERRORS}},
     },
 }

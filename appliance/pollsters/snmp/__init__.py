@@ -9,9 +9,10 @@
 - :mod:`.walkplan` decides which scalars and table columns a poll requests;
 - :mod:`.counters` keeps counters continuous across 32-bit wraps and agent restarts;
 - :mod:`.metering` turns what was read into resources and samples;
-- :mod:`.engine` runs every target concurrently under its deadline;
-- :mod:`.runtime` keeps targets added at run time (:mod:`.discovery`, the API) in the index;
-- :mod:`.traps` turns notifications from known targets into events.
+- :mod:`.pollster` (the :class:`SnmpPollster`) runs every target concurrently under its
+  deadline;
+- :mod:`.discovery` sweeps networks for agents; :mod:`.traps` turns notifications from
+  known targets into events (both recorded by :mod:`appliance.snmp_programs`).
 """
 
 from __future__ import annotations
@@ -20,18 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from appliance.pollsters.snmp.definitions import load_groups
 from appliance.pollsters.snmp.mibnames import MibNames
-from appliance.pollsters.snmp.runtime import RuntimeTargets
 
 if TYPE_CHECKING:
     from appliance.config import Settings
-    from appliance.pollsters.snmp.engine import SnmpPollster
+    from appliance.pollsters.snmp.pollster import SnmpPollster
 
 
 def __getattr__(name: str) -> Any:
-    """``SnmpPollster`` on first use: the API imports this package's definitions and
-    runtime targets, and must not pay for importing pysnmp."""
+    """``SnmpPollster`` on first use: the API imports this package's definitions, and
+    needs nothing of the pollster's."""
     if name == "SnmpPollster":
-        from appliance.pollsters.snmp.engine import SnmpPollster
+        from appliance.pollsters.snmp.pollster import SnmpPollster
 
         return SnmpPollster
     raise AttributeError(name)
@@ -39,11 +39,11 @@ def __getattr__(name: str) -> Any:
 
 def build(settings: Settings) -> SnmpPollster:
     """The SNMP pollster for the config's ``pollsters.snmp`` section."""
-    from appliance.pollsters.snmp.engine import SnmpPollster
+    from appliance.pollsters.snmp.pollster import SnmpPollster
 
     snmp = settings.pollsters.snmp
     groups = load_groups(snmp.definitions_dir, MibNames.load(snmp.mibs_dir))
-    return SnmpPollster(snmp, groups, RuntimeTargets(settings.index_path))
+    return SnmpPollster(snmp, groups)
 
 
 __all__ = ["SnmpPollster", "build"]

@@ -16,10 +16,17 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from appliance.config import SnmpTarget
 from appliance.pollsters.snmp import v2c
+from appliance.pollsters.snmp.answers import (
+    Answer,
+    Requester,
+    SnmpError,
+    Timeout,
+    timeout_error,
+)
 from appliance.pollsters.snmp.definitions import Oid
 from appliance.pollsters.snmp.v2c import Cell
 
@@ -27,14 +34,6 @@ from appliance.pollsters.snmp.v2c import Cell
 MAX_PDUS_PER_WALK = 10_000
 # Varbinds per GET request: a few dozen scalars fit every agent's message size.
 GET_CHUNK = 32
-class SnmpError(Exception):
-    """A failed request, described without secrets."""
-
-
-class Timeout(SnmpError):
-    """No answer within the target's timeout and retries."""
-
-
 @dataclass
 class Stats:
     """What a session did, for the target's health report."""
@@ -42,20 +41,6 @@ class Stats:
     pdus: int = 0
     backoffs: int = 0
     answered: bool = False  # the agent answered at least one request of this poll
-
-
-class Answer(NamedTuple):
-    """A response PDU: error-status (0: none), error-index and the varbinds."""
-
-    status: int
-    index: int
-    varbinds: list[tuple[Oid, Cell | None]]
-
-
-class Requester(Protocol):
-    """Sends one request PDU to one target: a GET (``repetitions`` None) or a GETBULK."""
-
-    async def __call__(self, repetitions: int | None, oids: list[Oid]) -> Answer: ...
 
 
 class V2cRequester:
@@ -218,15 +203,6 @@ class Session:
 
 class _TooBig(SnmpError):
     """The response would not fit the agent's message size."""
-
-
-def timeout_error(target: SnmpTarget) -> Timeout:
-    """The error of a request that got no answer, naming the likely causes."""
-    who = "community" if target.version == "2c" else "v3 credentials"
-    return Timeout(
-        f"no response from {target.host}:{target.port} within {target.timeout:g}s "
-        f"x {target.retries + 1} tries (agent down, port closed, or wrong {who})"
-    )
 
 
 def _dotted(oid: Oid) -> str:

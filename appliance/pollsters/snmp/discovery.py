@@ -5,7 +5,7 @@ A sweep is gentle on purpose: hosts are started at most ``rate`` per second, at 
 short timeout and few retries, and the first credential that answers wins. sysObjectID and
 sysDescr pick the definition groups as for a polled target (:func:`definitions.select`).
 
-Only reading happens here; :mod:`appliance.pollsters.snmp.runtime` keeps what was found in
+Only reading happens here; :mod:`appliance.snmp_programs` keeps what was found in
 the index, where the pollster picks it up at its next cycle.
 """
 

@@ -10,16 +10,14 @@ against the sender's address: a trap from a host that is no configured target is
 row whose columns the trap's varbinds carry (ifIndex.N -> ``snmp://target/if/N``), else
 the device; other traps are counted (``undeclared``) and dropped.
 
-The receiver only turns traps into events and hands them to ``emit``; the process (see
-``run``) writes them.
+The receiver only turns traps into events and hands them to ``emit``; the ``snmp-traps``
+program (:mod:`appliance.snmp_programs`) writes them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import socket
 import time
 from collections.abc import Callable
@@ -32,9 +30,8 @@ from pysnmp.entity import engine as pysnmp_engine
 from pysnmp.entity.rfc3413 import ntfrcv
 from pysnmp.proto import rfc1902
 
-from appliance.config import Settings, SnmpSettings, SnmpTarget
-from appliance.index.events import Event
-from appliance.model import TargetReport, resource_id_for
+from appliance.config import SnmpSettings, SnmpTarget
+from appliance.model import Event, resource_id_for
 from appliance.pollsters.snmp.converters import text
 from appliance.pollsters.snmp.definitions import Group, Oid, TableSpec
 from appliance.pollsters.snmp.metering import device_key, row_key
@@ -246,59 +243,3 @@ def _addresses(host: str) -> set[str]:
         log.warning("snmp traps: cannot resolve target host %s", host)
         return set()
     return {str(info[4][0]) for info in found}
-
-
-HEALTH_EVERY = 30.0  # seconds between health reports when no trap comes
-
-
-def serve(settings: Settings) -> None:
-    """The ``snmp-traps`` program: receive until SIGTERM, writing each event to the index
-    and the receiver's counters as its health report."""
-    from appliance.index import Index
-    from appliance.index import events as index_events
-    from appliance.pollsters.snmp.definitions import load_groups
-    from appliance.pollsters.snmp.runtime import load as load_runtime
-
-    snmp = settings.pollsters.snmp
-    mibs = MibNames.load(snmp.mibs_dir)
-    settings.index_path.parent.mkdir(parents=True, exist_ok=True)
-    index = Index(settings.index_path)
-    started = time.time()
-
-    def report() -> None:
-        detail = vars(receiver.counters) | {"rejected_credentials": receiver.rejected_credentials()}
-        index.record_reports(
-            [TargetReport(SOURCE, "receiver", started, 0.0, receiver.counters.events, None,
-                          detail)]
-        )
-
-    def emit(events: list[Event]) -> None:
-        index_events.record(index, events)
-        report()
-
-    def runtime() -> list[SnmpTarget]:
-        return [target for target, _ in load_runtime(index)]
-
-    receiver = TrapReceiver(snmp, load_groups(snmp.definitions_dir, mibs), mibs, emit)
-
-    async def main() -> None:
-        done = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, done.set)
-        host, port = await receiver.start(runtime())
-        log.info("snmp traps: listening on %s:%d", host, port)
-        try:
-            while not done.is_set():
-                receiver.update(runtime())
-                index_events.prune(index, time.time() - snmp.traps.keep_days * 86400)
-                report()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), HEALTH_EVERY)
-        finally:
-            receiver.close()
-
-    try:
-        asyncio.run(main())
-    finally:
-        index.close()

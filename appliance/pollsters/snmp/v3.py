@@ -20,7 +20,7 @@ from pysnmp.proto import errind, rfc1902
 from pysnmp.proto.error import StatusInformation
 
 from appliance.config import SnmpTarget
-from appliance.pollsters.snmp.client import Answer, SnmpError, timeout_error
+from appliance.pollsters.snmp.answers import Answer, SnmpError, timeout_error
 from appliance.pollsters.snmp.definitions import Oid
 from appliance.pollsters.snmp.v2c import Cell
 

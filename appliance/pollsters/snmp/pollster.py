@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,7 +38,6 @@ from appliance.pollsters.snmp.definitions import (
     select,
 )
 from appliance.pollsters.snmp.metering import DEVICE_TYPE, Reading, measure
-from appliance.pollsters.snmp.runtime import RuntimeTargets
 from appliance.pollsters.snmp.walkplan import (
     SYS_DESCR,
     SYS_OBJECT_ID,
@@ -81,7 +80,6 @@ class SnmpPollster(Pollster):
         self,
         settings: SnmpSettings,
         groups: dict[str, Group],
-        runtime: RuntimeTargets | None = None,
     ):
         self._settings = settings
         self._groups = groups
@@ -92,15 +90,20 @@ class SnmpPollster(Pollster):
         self._state = {
             t.name: _TargetState(max_repetitions=t.max_repetitions) for t in settings.targets
         }
-        self._runtime = runtime
+        self._runtime: Callable[[], list[SnmpTarget]] | None = None
         self._loop = asyncio.new_event_loop()
         self._connections = Connections()
 
+    def use_runtime_targets(self, source: Callable[[], list[SnmpTarget]]) -> None:
+        """Poll the targets ``source`` returns too (the index's runtime targets, see
+        :mod:`appliance.snmp_programs`), asked once per cycle."""
+        self._runtime = source
+
     def targets(self) -> Sequence[str]:
-        """The configured targets plus the runtime ones the index holds now (read once per
+        """The configured targets plus the runtime ones there are now (read once per
         cycle, so discovery and the API add and remove targets without a restart)."""
         if self._runtime is not None:
-            self._refresh(self._runtime.current())
+            self._refresh(self._runtime())
         return list(self._targets)
 
     def _refresh(self, runtime: list[SnmpTarget]) -> None:
@@ -149,8 +152,6 @@ class SnmpPollster(Pollster):
         if self._loop.is_closed() or self._loop.is_running():
             return
         self._connections.close()
-        if self._runtime is not None:
-            self._runtime.close()
         pending = asyncio.all_tasks(self._loop)
         for task in pending:
             task.cancel()
