@@ -15,39 +15,13 @@ from pathlib import Path
 import click
 
 from appliance import config as config_mod
+from appliance.clisettings import config_option, data_dir_option, load_settings, setup_logging
 from appliance.config import ConfigError, Settings
 from appliance.pollsters import SOURCES
+from appliance.snmp_cli import check_definitions
+from appliance.snmp_cli import snmp as snmp_group
 
 log = logging.getLogger("appliance")
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=None, help="YAML config file (default: built-in defaults).",
-)
-data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where everything is written (overrides data_dir in the config).",
-)
-
-
-def load_settings(config_path: Path | None, data_dir: Path | None) -> Settings:
-    """Load the config or exit 2 with the file, the key and what is wrong."""
-    try:
-        settings = config_mod.load(config_path, data_dir.resolve() if data_dir else None)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    setup_logging(settings.log_level)
-    return settings
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
 
 @click.group()
 @click.version_option(package_name="appliance")
@@ -64,6 +38,10 @@ def check_config(file: Path, quiet: bool) -> None:
         settings = config_mod.load(file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
+        sys.exit(2)
+    problem = check_definitions(settings)
+    if problem:
+        click.echo(f"{file}: {problem}", err=True)
         sys.exit(2)
     if quiet:
         return
@@ -150,7 +128,16 @@ def poll(
     from appliance.agent import Agent
 
     settings = load_settings(config_path, data_dir)
+    if source == "snmp":
+        problem = check_definitions(settings)
+        if problem:
+            click.echo(f"appliance: {problem}", err=True)
+            sys.exit(2)
     pollster = pollsters.build(source, settings)
+    if source == "snmp":
+        from appliance.snmp_programs import attach_runtime_targets
+
+        attach_runtime_targets(pollster, settings)
     interval = getattr(settings.pollsters, source).interval
     if once:
         targets = list(target_names) or list(pollster.targets())
@@ -304,6 +291,9 @@ def token_revoke(settings: Settings, name: str) -> None:
     except NotFound:
         click.echo(f"appliance: no token named {name!r}", err=True)
         sys.exit(1)
+
+
+main.add_command(snmp_group)
 
 
 @main.command()
