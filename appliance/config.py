@@ -217,6 +217,57 @@ class AlarmSettings(_Section):
     webhook_retries: int = Field(3, ge=0, le=10)
 
 
+# --- Beyond one box --------------------------------------------------------------------------
+
+
+class CoordinationSettings(_Section):
+    """tooz partitioning of SNMP targets, libvirt URIs and alarms across appliances."""
+
+    # A tooz URL (redis://, etcd3+http://, zookeeper://, file://); unset: single node.
+    # A secret because it may carry a password.
+    backend_url: SecretStr | None = None
+    member_id: str | None = Field(None, min_length=1, max_length=128,
+                                  pattern=r"^[A-Za-z0-9_.:-]+$")  # default: host:api-port
+    group_prefix: str = Field("appliance", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    refresh: float = Field(1.0, gt=0, le=60)  # how often membership changes are read
+    rejoin_after: float = Field(2.0, gt=0, le=600)  # retry pause once the backend is lost
+
+
+class RemoteWritePublisher(_Section):
+    """Samples to a Prometheus remote-write 1.0 receiver (VictoriaMetrics, Prometheus, Mimir)."""
+
+    kind: Literal["prometheus_remote_write"]
+    url: str = Field(pattern=r"^https?://")
+    bearer_token: SecretStr | None = None
+    timeout: float = Field(10.0, gt=0)
+    batch_size: int = Field(5000, ge=1)  # samples per request
+    max_queue: int = Field(100_000, ge=1)  # samples kept in memory; the oldest go first
+    max_backoff: float = Field(60.0, gt=0)
+
+
+class GnocchiPublisher(_Section):
+    """Samples to a Gnocchi v1 API (or another appliance), resources created on the fly."""
+
+    kind: Literal["gnocchi"]
+    url: str = Field(pattern=r"^https?://")
+    token: SecretStr | None = None  # sent as the HTTP Basic user, as gnocchi-basic does
+    archive_policy: str | None = None  # for metrics it creates; None: the receiver's rules
+    timeout: float = Field(10.0, gt=0)
+    batch_size: int = Field(5000, ge=1)
+    max_queue: int = Field(100_000, ge=1)
+    max_backoff: float = Field(60.0, gt=0)
+
+
+Publisher = Annotated[RemoteWritePublisher | GnocchiPublisher, Field(discriminator="kind")]
+
+
+class ReceiverSettings(_Section):
+    """Pushes into the appliance: remote write and InfluxDB line protocol."""
+
+    max_decompressed_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    influxdb_resource_tag: str = Field("host", min_length=1)  # Gnocchi's default
+
+
 # --- The whole file -------------------------------------------------------------------------
 
 
@@ -232,6 +283,9 @@ class Settings(_Section):
     ]
     pollsters: PollsterSettings = PollsterSettings()
     alarms: AlarmSettings = AlarmSettings()
+    coordination: CoordinationSettings = CoordinationSettings()
+    publishers: list[Publisher] = []
+    receivers: ReceiverSettings = ReceiverSettings()
 
     @model_validator(mode="after")
     def _rules_name_known_policies(self) -> Settings:

@@ -28,6 +28,7 @@ V1_BLUEPRINTS = (
     "appliance.api.v1.aggregates",
     "appliance.api.openapi",
     "appliance.api.v1.alarms",
+    "appliance.api.receivers",
 )
 
 
