@@ -25,6 +25,7 @@ SHUTDOWN_GRACE = 3.0
 def run(settings: Settings, stop: threading.Event) -> None:
     """Evaluate until ``stop`` is set."""
     # Imported here so that supervise.py can import this module cheaply for ``programs``.
+    from appliance import coordination
     from appliance.alarms.actions import Notifier
     from appliance.alarms.evaluator import Evaluator
     from appliance.store import Store
@@ -32,7 +33,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
     cfg = settings.alarms
     store = Store(settings, seed=False)
     notifier = Notifier(cfg.webhook_timeout, cfg.webhook_retries)
-    evaluator = Evaluator(store, notifier)
+    share = coordination.share(settings, "alarms")
+    evaluator = Evaluator(store, notifier, owned=share.mine)
     interval = cfg.evaluation_interval
     log.info("alarm evaluator: every %ss", interval)
     try:
@@ -48,6 +50,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
                         report.transitions, report.errors, report.reads, report.seconds)
             stop.wait(interval - time.time() % interval)
     finally:
+        share.close()
         if not notifier.drain(SHUTDOWN_GRACE):
             log.warning("stopping with %d webhook notifications undelivered", notifier.pending())
         notifier.close()

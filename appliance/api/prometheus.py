@@ -20,6 +20,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from appliance import scaleout
 from appliance.api import get_store
 from appliance.model import Kind
 from appliance.promnames import FIXED_LABELS, attribute_labels, prometheus_name
@@ -47,6 +48,7 @@ class ApplianceCollector:
         yield from self._sources()
         yield from self._counters()
         yield from self._rrdcached()
+        yield from scaleout.metric_families(self.store.settings)
 
     def _meters(self) -> Iterator[Metric]:
         store = self.store

@@ -6,8 +6,9 @@ import time
 
 from flask import Blueprint, current_app, jsonify
 
+from appliance import scaleout
 from appliance.aggregation import REDUCERS
-from appliance.api import get_store
+from appliance.api import get_settings, get_store
 from appliance.api.params import AGGREGATIONS
 
 bp = Blueprint("status", __name__)
@@ -29,6 +30,8 @@ def status():
                 "metrics": counts["metrics"],
                 "counters": store.index.counters(),
                 "sources": store.index.source_status(),
+                "coordination": scaleout.coordination(get_settings()),
+                "publishers": scaleout.publishers(get_settings()),
             },
         }
     )
