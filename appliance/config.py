@@ -231,6 +231,7 @@ class CoordinationSettings(_Section):
     group_prefix: str = Field("appliance", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     refresh: float = Field(1.0, gt=0, le=60)  # how often membership changes are read
     rejoin_after: float = Field(2.0, gt=0, le=600)  # retry pause once the backend is lost
+    timeout: float = Field(3.0, gt=0, le=60)  # a backend call slower than this: backend lost
 
 
 class RemoteWritePublisher(_Section):

@@ -72,7 +72,7 @@ class PartitionedShare(Share):
         self.member = member_name(settings)
         self.work = work
         self.run_dir = settings.run_dir
-        self.refresh, self.rejoin_after = cfg.refresh, cfg.rejoin_after
+        self.refresh, self.rejoin_after, self.timeout = cfg.refresh, cfg.rejoin_after, cfg.timeout
         self._lock = threading.Lock()
         self._coordinator: Any = None
         self._partitioner: Any = None
@@ -84,43 +84,51 @@ class PartitionedShare(Share):
         self.owned: list[str] = []
         self.total = 0
         self._stop = threading.Event()
-        self._join()
+        self._tried = threading.Event()  # the first join attempt is over
         self._thread = threading.Thread(target=self._watch, name=f"tooz-{work}", daemon=True)
         self._thread.start()
+        # The first cycle should already poll only its share; a dead backend must not hold
+        # the agent's start up for long, though.
+        self._tried.wait(2 * self.timeout)
 
     # tooz member ids are per process: an appliance runs one process per shared work kind.
     def _member_id(self) -> bytes:
         return f"{self.member}/{self.work}".encode()
 
     def _join(self) -> bool:
+        """Join (or join again) the group; False if the backend did not let us."""
         from tooz import coordination
 
-        coordinator = None
         group = self.group.encode()
         try:
-            coordinator = coordination.get_coordinator(self._url, self._member_id())
-            coordinator.start(start_heart=True)
+            if self._coordinator is None:  # one coordinator for life: it reconnects by itself
+                coordinator = coordination.get_coordinator(self._url, self._member_id())
+                coordinator.start(start_heart=True)
+                self._coordinator = coordinator
+            if self._partitioner is not None:  # stop its watch hooks (local only)
+                self._partitioner.stop()
+                self._partitioner = None
             try:
-                partitioner = coordinator.join_partitioned_group(group)
+                self._partitioner = self._coordinator.join_partitioned_group(group)
             except coordination.MemberAlreadyExist:  # our previous life, killed: replace it
-                coordinator.leave_group(group).get()
-                partitioner = coordinator.join_partitioned_group(group)
-            members = coordinator.get_members(group).get()
+                self._coordinator.leave_group(group).get(timeout=self.timeout)
+                self._partitioner = self._coordinator.join_partitioned_group(group)
+            members = self._coordinator.get_members(group).get(timeout=self.timeout)
         except Exception as exc:  # any backend failure: keep the old ring, retry later
-            if coordinator is not None:
-                threading.Thread(target=_quietly, args=(coordinator.stop,), daemon=True).start()
             self._lost(exc)
             return False
-        old = self._coordinator
-        self._coordinator, self._partitioner = coordinator, partitioner
         self._snapshot(members)
-        if old is not None:
-            threading.Thread(target=_quietly, args=(old.stop,), daemon=True).start()
         log.info("coordination: joined group=%s as %s via %s (%d members)", self.group,
                  self.member, self.backend, len(self.members))
+        self._back()
+        return True
+
+    def _back(self) -> None:
+        if self.lost_since is not None:
+            log.warning("coordination: backend %s is back after %.0fs", self.backend,
+                        time.time() - self.lost_since)
         self.connected, self.lost_since, self.last_error = True, None, None
         self._publish()
-        return True
 
     def _snapshot(self, members: set[bytes]) -> None:
         """Copy the ring the watchers maintain, so that mine() never waits on the backend."""
@@ -140,22 +148,25 @@ class PartitionedShare(Share):
         self._publish()
 
     def _watch(self) -> None:
+        self._join()
+        self._tried.set()
         while not self._stop.wait(self.refresh if self.connected else self.rejoin_after):
-            if not self.connected:
+            if self._partitioner is None:
                 self._join()
                 continue
             try:
-                self._coordinator.run_watchers()
-                members = self._coordinator.get_members(self.group.encode()).get()
+                self._coordinator.run_watchers(timeout=self.timeout)
+                members = self._coordinator.get_members(self.group.encode()).get(
+                    timeout=self.timeout)
             except Exception as exc:
                 self._lost(exc)
                 continue
             if self._member_id() not in members:  # expired while the backend was away
                 log.warning("coordination: no longer a member of %s; rejoining", self.group)
                 self._join()
-            else:
-                self._snapshot(members)
-                self._publish()
+                continue
+            self._snapshot(members)
+            self._back()
 
     def mine(self, targets: Sequence[str]) -> list[str]:
         """The targets the ring gives this member (the last ring known, if the backend is away)."""
@@ -187,7 +198,8 @@ class PartitionedShare(Share):
         self._stop.set()
         self._thread.join(2 * self.refresh)
         if self._coordinator is not None and self.connected:
-            _quietly(lambda: self._coordinator.leave_group(self.group.encode()).get())
+            _quietly(lambda: self._coordinator.leave_group(self.group.encode()).get(
+                timeout=self.timeout))
             _quietly(self._coordinator.stop)
 
 
