@@ -138,7 +138,7 @@ class PartitionedShare(Share):
             self.members = sorted(m.decode().rsplit("/", 1)[0] for m in members)
 
     def _lost(self, exc: BaseException) -> None:
-        self.last_error = f"{type(exc).__name__}: {exc}"
+        self.last_error = f"{type(exc).__name__}: {exc or f'no answer within {self.timeout}s'}"
         if self.connected or self.lost_since is None:
             log.warning("coordination: backend %s lost (%s); polling my last share (%d of %d) "
                         "until it is back", self.backend, self.last_error, len(self.owned),

@@ -10,8 +10,11 @@ takes a share back; Redis stopped for 20 s stops no polling.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -133,6 +136,7 @@ def test_three_appliances_share_targets_and_alarms(backend, sim, tmp_path):
         shares = {w: [len(_groups(a)[w]["owned"]) for a in apps] for w in ("snmp", "alarms")}
         assert all(0 < n < 30 for n in shares["snmp"]), shares
         _each_target_polled_by_one(apps)
+        _poll_once_says_which(apps[0])
 
         # SIGKILL one: its targets and alarms move to the other two within 10 s.
         _kill(apps[2])
@@ -158,6 +162,20 @@ def test_three_appliances_share_targets_and_alarms(backend, sim, tmp_path):
         for app in apps:
             app.stop()
         engine.stop()
+
+
+def _poll_once_says_which(app: RunningAppliance) -> None:
+    """``appliance poll --once`` names the group, its members and polls only this share."""
+    owned = _groups(app)["snmp"]["owned"]
+    out = subprocess.run(
+        [sys.executable, "-m", "appliance", "poll", "--source", "snmp", "--once", "--json",
+         "--config", str(app.config_path), "--data-dir", str(app.data_dir)],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "members box-a, box-b, box-c" in out.stderr
+    assert f"polls {len(owned)} of 30 targets: {', '.join(owned)}" in out.stderr
+    polled = {r["target"] for r in json.loads(out.stdout)["reports"]}
+    assert polled == set(owned)
 
 
 def _backend_away_for_20_s(apps: list[RunningAppliance], engine: engines.Engine) -> None:

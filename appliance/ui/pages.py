@@ -7,6 +7,7 @@ import json
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
+from appliance import scaleout
 from appliance.api import get_settings, get_store
 from appliance.index import NotFound
 from appliance.ui import alarms, catalog, charts, health
@@ -43,6 +44,8 @@ def overview():
         types=health.resource_types(index),
         alarm_count=len(alarm_rows),
         firing=[a for a in alarm_rows if a["state"] == "alarm"],
+        coordination=scaleout.coordination(settings),
+        publishers=scaleout.publishers(settings),
     )
 
 
