@@ -149,6 +149,8 @@ class LibvirtSettings(_Section):
     enabled: bool = True
     interval: Interval = 60
     uri: str = "qemu:///system"
+    # Several hypervisors (e.g. qemu+ssh:// remotes), each one target; when set, replaces uri.
+    uris: list[str] = []
     domain_timeout: float = Field(5.0, gt=0)
     lifecycle_events: bool = True
     workers: int = Field(4, ge=1, le=64)  # threads for per-domain reads (fallback path)
