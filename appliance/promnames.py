@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 FIXED_LABELS = ("resource_id", "resource_type", "metric_id")
 
 
+@lru_cache(maxsize=8192)  # a handful of meter and attribute names, asked for every sample
 def prometheus_name(name: str) -> str:
     """A valid metric or label name: ``[a-zA-Z_][a-zA-Z0-9_]*``, never ``__``-prefixed."""
     clean = re.sub(r"[^a-zA-Z0-9_]", "_", name)

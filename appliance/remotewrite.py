@@ -70,16 +70,43 @@ class Series:
     points: list[tuple[float, float]]
 
 
+Labels = tuple[tuple[str, str], ...]
+
+#: A label set's serialised TimeSeries is kept for this many label sets (a poll repeats them).
+ENCODER_CACHE = 200_000
+
+
+class Encoder:
+    """Builds bodies, serialising each label set once (a publisher sends the same series every
+    poll): the cached bytes of a labels-only ``TimeSeries`` are merged (parsed in C) into the
+    new one, which costs a fraction of adding the labels one by one from Python."""
+
+    def __init__(self) -> None:
+        self._labels: dict[Labels, bytes] = {}
+
+    def encode(self, series: Iterable[tuple[Labels, Sequence[tuple[float, float]]]]) -> bytes:
+        """``[(sorted label pairs, [(epoch s, value), ...]), ...]`` -> snappy body."""
+        req = WriteRequest()
+        cache = self._labels
+        for labels, points in series:
+            head = cache.get(labels)
+            if head is None:
+                if len(cache) >= ENCODER_CACHE:
+                    cache.clear()
+                one = WriteRequest().timeseries.add()
+                for name, value in labels:
+                    one.labels.add(name=name, value=value)
+                head = cache[labels] = one.SerializeToString()
+            ts = req.timeseries.add()
+            ts.MergeFromString(head)
+            for when, value in points:
+                ts.samples.add(value=value, timestamp=int(round(when * 1000)))
+        return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
+
+
 def encode(series: Iterable[Series]) -> bytes:
-    """A snappy-compressed ``WriteRequest`` body."""
-    req = WriteRequest()
-    for s in series:
-        ts = req.timeseries.add()
-        for name in sorted(s.labels):  # the spec wants labels sorted by name
-            ts.labels.add(name=name, value=s.labels[name])
-        for when, value in s.points:
-            ts.samples.add(value=value, timestamp=int(round(when * 1000)))
-    return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
+    """A snappy-compressed ``WriteRequest`` body (labels sorted by name, as the spec wants)."""
+    return Encoder().encode((tuple(sorted(s.labels.items())), s.points) for s in series)
 
 
 def decompressed_size(body: bytes) -> int:

@@ -18,10 +18,10 @@ from appliance.index import Index
 from appliance.model import Kind, PollResult
 from appliance.promnames import series_labels, series_name
 from appliance.publishers import PermanentError, Publisher
-from appliance.remotewrite import HEADERS, Series, encode
+from appliance.remotewrite import HEADERS, Encoder, Labels
 
-#: (series name, sorted label pairs, epoch seconds, value)
-Item = tuple[str, tuple[tuple[str, str], ...], float, float]
+#: (sorted label pairs, __name__ included; epoch seconds; value)
+Item = tuple[Labels, float, float]
 
 
 class RemoteWrite(Publisher):
@@ -30,6 +30,9 @@ class RemoteWrite(Publisher):
     def __init__(self, settings: RemoteWritePublisher, run_dir: Path, source: str,
                  index: Index):
         self.index = index
+        self.encoder = Encoder()
+        # (resource id, meter) -> (its attributes, its labels): labels are built once a series
+        self._series: dict[tuple[str, str], tuple[dict, Labels]] = {}
         self.http = requests.Session()
         self.http.headers.update(HEADERS)
         if settings.bearer_token is not None:
@@ -43,18 +46,23 @@ class RemoteWrite(Publisher):
              for s in result.samples}.values()
         )
         out = []
+        known = self._series
         for s in result.samples:
             r = s.resource
-            labels = series_labels(r.id, r.type, metrics[(r.id, s.metric_name)].id, r.attributes)
-            labels["__name__"] = series_name(s.metric_name, s.kind == Kind.CUMULATIVE)
-            out.append((labels["__name__"], tuple(sorted(labels.items())), s.timestamp, s.value))
+            key = (r.id, s.metric_name)
+            cached = known.get(key)
+            if cached is None or cached[0] != r.attributes:  # new, or attributes changed
+                labels = series_labels(r.id, r.type, metrics[key].id, r.attributes)
+                labels["__name__"] = series_name(s.metric_name, s.kind == Kind.CUMULATIVE)
+                cached = known[key] = (dict(r.attributes), tuple(sorted(labels.items())))
+            out.append((cached[1], s.timestamp, s.value))
         return out
 
     def send(self, batch: Sequence[Item]) -> None:
         series: dict[tuple, list[tuple[float, float]]] = defaultdict(list)
-        for _name, labels, when, value in batch:
+        for labels, when, value in batch:
             series[labels].append((when, value))
-        body = encode(Series(dict(labels), sorted(points)) for labels, points in series.items())
+        body = self.encoder.encode((labels, sorted(points)) for labels, points in series.items())
         r = self.http.post(self.settings.url, data=body, timeout=self.settings.timeout)
         if r.status_code // 100 == 2:
             return
