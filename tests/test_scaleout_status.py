@@ -81,3 +81,24 @@ def test_status_metrics_and_page_show_the_group_and_the_publishers(rrdcached, se
     finally:
         share.close()
         store.close()
+
+
+def test_file_backend_splits_targets_and_a_member_leaving_hands_them_over(tmp_path):
+    """tooz's file:// driver (several appliances on one host): two members, then one."""
+    def member(name: str):
+        return coordination.share(config.parse({
+            "data_dir": str(tmp_path / name),
+            "coordination": {"backend_url": f"file://{tmp_path / 'tooz'}", "member_id": name,
+                             "refresh": 0.1}}), "alarms")
+    targets = [f"alarm-{i}" for i in range(40)]
+    one, two = member("one"), member("two")
+    try:
+        wait_for(lambda: len(one.members) == 2 and len(two.members) == 2, timeout=10,
+                 what="both members to see each other")
+        mine_one, mine_two = one.mine(targets), two.mine(targets)
+        assert sorted(mine_one + mine_two) == sorted(targets) and mine_one and mine_two
+        two.close()
+        wait_for(lambda: one.mine(targets) == targets, timeout=10,
+                 what="the leaver's alarms to come back")
+    finally:
+        one.close()
