@@ -55,6 +55,8 @@ def share(settings: Settings, work: str) -> Share:
     url = settings.coordination.backend_url
     if url is None or work not in SHARED:
         return Share()
+    if work == "libvirt" and not settings.pollsters.libvirt.uris:
+        return Share()  # one local hypervisor (``uri``) is this machine's own, like its sensors
     return PartitionedShare(settings, work)
 
 

@@ -127,3 +127,33 @@ def _gunzip(body: bytes, cap: int) -> bytes:
     if inflater.unconsumed_tail:
         raise ApiError(413, f"decompressed body over the {cap}-byte limit")
     return out
+
+
+def _openapi_paths() -> dict:
+    from appliance.api.openapi import ERRORS, query
+
+    errors = {k: v for k, v in ERRORS.items() if k in ("400", "401", "403", "413")}
+    return {
+        "/v1/prometheus/write": {"post": {
+            "summary": "Prometheus remote write 1.0 (snappy block of a protobuf WriteRequest)",
+            "tags": ["receivers"],
+            "requestBody": {"required": True, "content": {"application/x-protobuf": {
+                "schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"202": {"description": "Written", "content": {"application/json": {
+                "schema": {"type": "object", "properties": {
+                    "accepted": {"type": "integer"}, "rejected_count": {"type": "integer"},
+                    "skipped": {"type": "integer"}}}}}}, **errors}}},
+        "/v1/influxdb/write": {"post": {
+            "summary": "InfluxDB 1.x line protocol", "tags": ["receivers"],
+            "parameters": [query("db", {"type": "string"}, "accepted, not used"),
+                           query("precision", {"type": "string", "enum": [
+                               "ns", "n", "us", "u", "ms", "s", "m", "h"]})],
+            "requestBody": {"required": True, "content": {"text/plain": {
+                "schema": {"type": "string"}}}},
+            "responses": {"204": {"description": "Written (X-Appliance-Rejected and "
+                                                 "X-Appliance-Skipped count what was not)"},
+                          **errors}}},
+    }
+
+
+OPENAPI_PATHS = _openapi_paths()
