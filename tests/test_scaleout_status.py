@@ -102,3 +102,24 @@ def test_file_backend_splits_targets_and_a_member_leaving_hands_them_over(tmp_pa
                  what="the leaver's alarms to come back")
     finally:
         one.close()
+
+
+def test_a_full_queue_drops_the_oldest_and_counts_them(rrdcached, settings):
+    dead = f"http://127.0.0.1:{free_port()}/api/v1/write"
+    cfg = config.parse({"data_dir": str(settings.data_dir), "publishers": [
+        {"kind": "prometheus_remote_write", "url": dead, "max_queue": 3, "max_backoff": 60}]},
+        "<test>")
+    store = Store(cfg)
+    [publisher] = publishers.build(cfg, "snmp", store)
+    try:
+        resource = Resource.from_key("host", "host://x", {"host_name": "x"})
+        for i in range(5):
+            result = PollResult(samples=[Sample(resource, "load", "", Kind.GAUGE, float(i),
+                                                1.7e9 + i)])
+            store.write(result)
+            publisher(result)
+        wait_for(lambda: publisher.failures >= 1, timeout=10, what="a failed send")
+        assert publisher.backlog() == 3 and publisher.dropped == 2 and publisher.sent == 0
+    finally:
+        publisher.close(grace=0.1)
+        store.close()

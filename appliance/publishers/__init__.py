@@ -51,6 +51,7 @@ class Publisher(abc.ABC):
         self._queue: deque[Any] = deque()
         self._cond = threading.Condition()
         self._stopping = False
+        self._stopped = threading.Event()  # wakes a backoff early only to stop
         self._inflight = 0
         self.sent = self.dropped = self.failures = 0
         self.last_success: float | None = None
@@ -114,9 +115,8 @@ class Publisher(abc.ABC):
                 runstate.write(self.run_dir, "publishers", f"{self.source}-{self.name}",
                                self.stats())
                 next_state = time.monotonic() + STATE_EVERY
-            if backoff:
-                with self._cond:
-                    self._cond.wait(backoff * random.uniform(0.8, 1.2))
+            if backoff:  # new samples do not cut it short: only a stop does
+                self._stopped.wait(backoff * random.uniform(0.8, 1.2))
         runstate.write(self.run_dir, "publishers", f"{self.source}-{self.name}", self.stats())
 
     def _attempt(self, batch: list[Any], backoff: float) -> float:
@@ -145,6 +145,7 @@ class Publisher(abc.ABC):
         with self._cond:
             self._stopping = True
             self._cond.notify()
+        self._stopped.set()
         self._thread.join(grace)
 
 
