@@ -123,3 +123,20 @@ def test_a_full_queue_drops_the_oldest_and_counts_them(rrdcached, settings):
     finally:
         publisher.close(grace=0.1)
         store.close()
+
+
+@pytest.mark.parametrize(("data", "key"), [
+    ({"publishers": [{"kind": "carrier-pigeon", "url": "http://x"}]}, "publishers.0"),
+    ({"publishers": [{"kind": "gnocchi", "url": "ftp://x"}]}, "publishers.0.gnocchi.url"),
+    ({"coordination": {"member_id": "has space"}}, "coordination.member_id"),
+    ({"receivers": {"max_decompressed_bytes": 10}}, "receivers.max_decompressed_bytes"),
+])
+def test_malformed_scaleout_config_names_the_key(data, key):
+    with pytest.raises(config.ConfigError) as err:
+        config.parse(data, "x.yaml")
+    assert f"x.yaml: {key}:" in str(err.value)
+
+
+def test_the_backend_url_is_a_secret_in_the_printed_config():
+    s = config.parse({"coordination": {"backend_url": "redis://:hunter2@r:6379"}})
+    assert "hunter2" not in str(config.effective(s))
