@@ -36,8 +36,6 @@ SHARED = ("snmp", "libvirt", "alarms")
 class Share:
     """Single node: every target is mine."""
 
-    coordinated = False
-
     def mine(self, targets: Sequence[str]) -> list[str]:
         return list(targets)
 
@@ -62,8 +60,6 @@ def share(settings: Settings, work: str) -> Share:
 
 class PartitionedShare(Share):
     """A member of one tooz partitioned group; :meth:`mine` is answered from the local ring."""
-
-    coordinated = True
 
     def __init__(self, settings: Settings, work: str):
         cfg = settings.coordination

@@ -7,6 +7,10 @@ returns must carry the names and labels ``a``'s own ``/metrics`` shows.
 
 from __future__ import annotations
 
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -35,9 +39,25 @@ def _vm_series(vm_url: str, name: str) -> list[dict]:
     return [json.loads(line) for line in r.text.splitlines() if line.strip()]
 
 
+class _Slow(BaseHTTPRequestHandler):
+    """A receiver that takes 30 s to answer anything."""
+
+    def do_POST(self):  # noqa: N802 - the http.server API
+        time.sleep(30)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *_args):
+        pass
+
+
 def test_remote_write_to_victoria_metrics_and_gnocchi_to_another_appliance(
         appliance_factory, tmp_path):
     vm, vm_url = engines.victoria_metrics(tmp_path / "vm")
+    slow = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
+    slow.daemon_threads = True
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    slow_url = f"http://127.0.0.1:{slow.server_address[1]}/api/v1/write"
     try:
         b = appliance_factory({"pollsters": {"host": {"enabled": False}}}, name="b")
         dead = f"http://127.0.0.1:{free_port()}/api/v1/write"  # nobody listens there
@@ -45,6 +65,7 @@ def test_remote_write_to_victoria_metrics_and_gnocchi_to_another_appliance(
             {"kind": "prometheus_remote_write", "url": f"{vm_url}/api/v1/write"},
             {"kind": "gnocchi", "url": b.url, "token": b.token},
             {"kind": "prometheus_remote_write", "url": dead, "max_backoff": 2},
+            {"kind": "prometheus_remote_write", "url": slow_url, "timeout": 20},
         ]}, name="a")
 
         # VictoriaMetrics has the series, with the labels /metrics shows and its values.
@@ -72,7 +93,7 @@ def test_remote_write_to_victoria_metrics_and_gnocchi_to_another_appliance(
         mirrored = wait_for(on_b, timeout=30, interval=1, what="the Gnocchi batches on b")
         assert mirrored["host_name"] == host["host_name"]
 
-        # The dead receiver: polling went on at its pace, the backlog and failures show.
+        # The dead and the slow receivers: polling goes on at its pace, backlogs show.
         def dead_row():
             status = requests.get(f"{a.url}/v1/status", headers=a.headers, timeout=10).json()
             rows = {p["publisher"]: p for p in status["appliance"]["publishers"]}
@@ -90,9 +111,14 @@ def test_remote_write_to_victoria_metrics_and_gnocchi_to_another_appliance(
             return source["polls"]
         before = host_polls()
         wait_for(lambda: host_polls() >= before + 2, timeout=8, interval=0.5,
-                 what="two more 2-s polls while a receiver is down")
+                 what="two more 2-s polls while a receiver is down and another hangs")
+        slow_row = {p["publisher"]: p for p in requests.get(
+            f"{a.url}/v1/status", headers=a.headers, timeout=10).json()["appliance"][
+            "publishers"]}[f"prometheus_remote_write {slow_url}"]
+        assert slow_row["backlog"] > 0 and slow_row["last_success"] is None
         backlog = [s for s in _exposed(a, "appliance_publisher_backlog")
                    if s.labels["publisher"] == f"prometheus_remote_write {dead}"]
         assert backlog and backlog[0].value > 0
     finally:
         vm.stop()
+        slow.shutdown()

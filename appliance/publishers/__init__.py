@@ -53,6 +53,7 @@ class Publisher(abc.ABC):
         self._stopping = False
         self._stopped = threading.Event()  # wakes a backoff early only to stop
         self._inflight = 0
+        self._next_state = 0.0
         self.sent = self.dropped = self.failures = 0
         self.last_success: float | None = None
         self.last_error: str | None = None
@@ -75,6 +76,13 @@ class Publisher(abc.ABC):
                 self._queue.extend(items)
                 self._trim()
                 self._cond.notify()
+        self._save_state()  # from here too: a send that hangs must not hide the backlog
+
+    def _save_state(self, force: bool = False) -> None:
+        if force or time.monotonic() >= self._next_state:
+            self._next_state = time.monotonic() + STATE_EVERY
+            runstate.write(self.run_dir, "publishers", f"{self.source}-{self.name}",
+                           self.stats())
 
     def _trim(self) -> None:
         """Drop the oldest items over the bound (caller holds the lock)."""
@@ -94,7 +102,6 @@ class Publisher(abc.ABC):
 
     def _run(self) -> None:
         backoff = 0.0
-        next_state = 0.0
         while True:
             with self._cond:
                 if not self._queue and not self._stopping:
@@ -111,13 +118,10 @@ class Publisher(abc.ABC):
                     if backoff:  # not sent: back at the head of the queue, oldest first
                         self._queue.extendleft(reversed(batch))
                         self._trim()
-            if time.monotonic() >= next_state:
-                runstate.write(self.run_dir, "publishers", f"{self.source}-{self.name}",
-                               self.stats())
-                next_state = time.monotonic() + STATE_EVERY
+            self._save_state()
             if backoff:  # new samples do not cut it short: only a stop does
                 self._stopped.wait(backoff * random.uniform(0.8, 1.2))
-        runstate.write(self.run_dir, "publishers", f"{self.source}-{self.name}", self.stats())
+        self._save_state(force=True)
 
     def _attempt(self, batch: list[Any], backoff: float) -> float:
         """Send ``batch``; the backoff to wait before the next attempt (0: go on)."""
