@@ -236,29 +236,37 @@ class CoordinationSettings(_Section):
     timeout: float = Field(3.0, gt=0, le=60)  # a backend call slower than this: backend lost
 
 
-class RemoteWritePublisher(_Section):
-    """Samples to a Prometheus remote-write 1.0 receiver (VictoriaMetrics, Prometheus, Mimir)."""
-
-    kind: Literal["prometheus_remote_write"]
+class _PublisherSettings(_Section):
+    kind: str  # each kind narrows it to its Literal (the discriminator)
     url: str = Field(pattern=r"^https?://")
-    bearer_token: SecretStr | None = None
     timeout: float = Field(10.0, gt=0)
     batch_size: int = Field(5000, ge=1)  # samples per request
     max_queue: int = Field(100_000, ge=1)  # samples kept in memory; the oldest go first
     max_backoff: float = Field(60.0, gt=0)
 
+    @property
+    def name(self) -> str:
+        """How status pages and ``/metrics`` name it: kind and URL, minus any user:password."""
+        from urllib.parse import urlsplit
 
-class GnocchiPublisher(_Section):
+        parts = urlsplit(self.url)
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        return f"{self.kind} {url}"
+
+
+class RemoteWritePublisher(_PublisherSettings):
+    """Samples to a Prometheus remote-write 1.0 receiver (VictoriaMetrics, Prometheus, Mimir)."""
+
+    kind: Literal["prometheus_remote_write"]
+    bearer_token: SecretStr | None = None
+
+
+class GnocchiPublisher(_PublisherSettings):
     """Samples to a Gnocchi v1 API (or another appliance), resources created on the fly."""
 
     kind: Literal["gnocchi"]
-    url: str = Field(pattern=r"^https?://")
     token: SecretStr | None = None  # sent as the HTTP Basic user, as gnocchi-basic does
     archive_policy: str | None = None  # for metrics it creates; None: the receiver's rules
-    timeout: float = Field(10.0, gt=0)
-    batch_size: int = Field(5000, ge=1)
-    max_queue: int = Field(100_000, ge=1)
-    max_backoff: float = Field(60.0, gt=0)
 
 
 Publisher = Annotated[RemoteWritePublisher | GnocchiPublisher, Field(discriminator="kind")]

@@ -31,7 +31,10 @@ def coordination(settings: Settings) -> dict[str, Any]:
 def publishers(settings: Settings) -> list[dict[str, Any]]:
     """Each configured publisher, summed over the agents that feed it."""
     out: dict[str, dict[str, Any]] = {}
+    configured = {p.name for p in settings.publishers}  # not the file of one removed since
     for s in runstate.read_all(settings.run_dir, "publishers"):
+        if s.get("publisher") not in configured:
+            continue
         row = out.setdefault(s["publisher"], {
             "publisher": s["publisher"], "kind": s["kind"], "backlog": 0, "sent": 0,
             "dropped": 0, "failures": 0, "last_success": None, "last_error": None})

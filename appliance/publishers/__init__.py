@@ -45,7 +45,7 @@ class Publisher(abc.ABC):
     def __init__(self, settings: RemoteWritePublisher | GnocchiPublisher, run_dir: Path,
                  source: str):
         self.settings = settings
-        self.name = f"{self.kind} {settings.url}"
+        self.name = settings.name
         self.source = source
         self.run_dir = run_dir
         self._queue: deque[Any] = deque()
