@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, jsonify
 
 from appliance import scaleout
 from appliance.aggregation import REDUCERS
-from appliance.api import get_settings, get_store
 from appliance.api.params import AGGREGATIONS
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("status", __name__)
 
@@ -32,6 +32,8 @@ def status():
                 "sources": store.index.source_status(),
                 "coordination": scaleout.coordination(get_settings()),
                 "publishers": scaleout.publishers(get_settings()),
+                # Live, not stored: an outage shows here while it lasts.
+                "store": store.health(),
             },
         }
     )

@@ -22,11 +22,12 @@ import zlib
 
 from flask import Blueprint, Response, request
 
-from appliance.api import get_settings, get_store, jsonio
+from appliance.api import jsonio
 from appliance.api.errors import ApiError
 from appliance.lineprotocol import LineError, parse
 from appliance.model import Kind, PollResult, Resource, Sample
 from appliance.remotewrite import PayloadError, PayloadTooLarge, decode, label_pairs
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("receivers", __name__)
 
@@ -129,31 +130,36 @@ def _gunzip(body: bytes, cap: int) -> bytes:
     return out
 
 
-def _openapi_paths() -> dict:
-    from appliance.api.openapi import ERRORS, query
+# --- OpenAPI (merged into /v1/openapi.json by the document's owner) ---------------------------
 
-    errors = {k: v for k, v in ERRORS.items() if k in ("400", "401", "403", "413")}
-    return {
-        "/v1/prometheus/write": {"post": {
-            "summary": "Prometheus remote write 1.0 (snappy block of a protobuf WriteRequest)",
-            "tags": ["receivers"],
-            "requestBody": {"required": True, "content": {"application/x-protobuf": {
-                "schema": {"type": "string", "format": "binary"}}}},
-            "responses": {"202": {"description": "Written", "content": {"application/json": {
-                "schema": {"type": "object", "properties": {
-                    "accepted": {"type": "integer"}, "rejected_count": {"type": "integer"},
-                    "skipped": {"type": "integer"}}}}}}, **errors}}},
-        "/v1/influxdb/write": {"post": {
-            "summary": "InfluxDB 1.x line protocol", "tags": ["receivers"],
-            "parameters": [query("db", {"type": "string"}, "accepted, not used"),
-                           query("precision", {"type": "string", "enum": [
-                               "ns", "n", "us", "u", "ms", "s", "m", "h"]})],
-            "requestBody": {"required": True, "content": {"text/plain": {
-                "schema": {"type": "string"}}}},
-            "responses": {"204": {"description": "Written (X-Appliance-Rejected and "
-                                                 "X-Appliance-Skipped count what was not)"},
-                          **errors}}},
-    }
+_ERR = {"description": "Error", "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/Error"}}}}
+_ERRORS = {code: _ERR for code in ("400", "401", "403", "413")}
 
 
-OPENAPI_PATHS = _openapi_paths()
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": description}
+
+
+OPENAPI_PATHS = {
+    "/v1/prometheus/write": {"post": {
+        "summary": "Prometheus remote write 1.0 (snappy block of a protobuf WriteRequest)",
+        "tags": ["receivers"],
+        "requestBody": {"required": True, "content": {"application/x-protobuf": {
+            "schema": {"type": "string", "format": "binary"}}}},
+        "responses": {"202": {"description": "Written", "content": {"application/json": {
+            "schema": {"type": "object", "properties": {
+                "accepted": {"type": "integer"}, "rejected_count": {"type": "integer"},
+                "skipped": {"type": "integer"}}}}}}, **_ERRORS}}},
+    "/v1/influxdb/write": {"post": {
+        "summary": "InfluxDB 1.x line protocol", "tags": ["receivers"],
+        "parameters": [_query("db", {"type": "string"}, "accepted, not used"),
+                       _query("precision", {"type": "string", "enum": [
+                           "ns", "n", "us", "u", "ms", "s", "m", "h"]}, "timestamp unit")],
+        "requestBody": {"required": True, "content": {"text/plain": {
+            "schema": {"type": "string"}}}},
+        "responses": {"204": {"description": "Written (X-Appliance-Rejected and "
+                                             "X-Appliance-Skipped count what was not)"},
+                      **_ERRORS}}},
+}
