@@ -16,7 +16,7 @@ import requests
 
 from appliance.config import GnocchiPublisher
 from appliance.model import PollResult, Resource, Sample
-from appliance.publishers import PermanentError, Publisher
+from appliance.publishers.base import PermanentError, Publisher
 
 
 class Gnocchi(Publisher):

@@ -17,7 +17,7 @@ from appliance.config import RemoteWritePublisher
 from appliance.index import Index
 from appliance.model import Kind, PollResult
 from appliance.promnames import series_labels, series_name
-from appliance.publishers import PermanentError, Publisher
+from appliance.publishers.base import PermanentError, Publisher
 from appliance.remotewrite import HEADERS, Encoder, Labels
 
 #: (sorted label pairs, __name__ included; epoch seconds; value)
