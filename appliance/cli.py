@@ -140,7 +140,7 @@ def poll(
         attach_runtime_targets(pollster, settings)
     interval = getattr(settings.pollsters, source).interval
     if once:
-        targets = list(target_names) or list(pollster.targets())
+        targets = list(target_names) or _my_share(settings, source, pollster.targets())
         unknown = set(targets) - set(pollster.targets())
         if unknown:
             click.echo(f"appliance: unknown target(s): {', '.join(sorted(unknown))}", err=True)
@@ -152,10 +152,14 @@ def poll(
         _print_poll(result, as_json)
         sys.exit(0 if all(r.ok for r in result.reports) else 1)
 
+    from appliance import coordination, publishers
     from appliance.store import Store
 
     store = Store(settings, seed=False)
-    agent = Agent(pollster, [store.write], interval, record_health=store.index.record_reports)
+    share = coordination.share(settings, source)
+    sinks = [store.write, *publishers.build(settings, source, store)]
+    agent = Agent(pollster, sinks, interval, record_health=store.index.record_reports,
+                  owned=share.mine)
 
     def _stop(signum, _frame):
         agent.stop_event.set()
@@ -168,10 +172,37 @@ def poll(
     except SystemExit:
         pass
     finally:
+        share.close()
+        for sink in sinks[1:]:
+            sink.close()
         store.close()
         logging.shutdown()
         # A poll thread stuck in a source's call must not hold the process up.
         os._exit(0)
+
+
+def _my_share(settings: Settings, source: str, targets) -> list[str]:
+    """All targets, or on a partitioned appliance the share its running agent holds now.
+
+    ``--once`` does not join the group itself: a member that comes and goes would move
+    targets between the running appliances.
+    """
+    from appliance import coordination, runstate
+
+    if source not in coordination.SHARED or settings.coordination.backend_url is None:
+        return list(targets)
+    states = [s for s in runstate.read_all(settings.run_dir, "coordination")
+              if s.get("work") == source]
+    if not states:
+        click.echo(f"# partitioned ({source}): no running agent has joined its group yet; "
+                   f"polling every target", err=True)
+        return list(targets)
+    state = states[0]
+    owned = [t for t in targets if t in set(state["owned"])]
+    click.echo(f"# partitioned: group {state['group']} via {state['backend']}, members "
+               f"{', '.join(state['members'])}; {state['member']} polls {len(owned)} of "
+               f"{len(targets)} targets: {', '.join(owned)}", err=True)
+    return owned
 
 
 def _print_poll(result, as_json: bool) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,16 +99,22 @@ def evaluate(alarm: Alarm, reader: RoundReader) -> Decision | None:
 
 
 class Evaluator:
-    def __init__(self, store: Store, notifier: Notifier):
+    def __init__(self, store: Store, notifier: Notifier,
+                 owned: Callable[[Sequence[str]], list[str]] = list):
         self.store = store
         self.alarms = AlarmStore(store.index)
         self.notifier = notifier
+        # The alarms this appliance evaluates (coordination.Share.mine, by alarm name: each
+        # appliance has its own index, so the name is what the appliances share).
+        self.owned = owned
 
     def run_round(self, now: float | None = None) -> RoundReport:
         started = time.perf_counter()
         now = time.time() if now is None else now
         report = RoundReport()
         alarms = self.alarms.enabled()
+        mine = set(self.owned(sorted({a.name for a in alarms})))
+        alarms = [a for a in alarms if a.name in mine]
         report.alarms = len(alarms)
         active = [a for a in alarms if within(a.time_constraints, now)]
         report.outside_time_constraints = len(alarms) - len(active)

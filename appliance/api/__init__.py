@@ -21,6 +21,7 @@ from appliance.api.v1 import (
     archive_policies,
     batch,
     metrics,
+    receivers,
     resources,
     snmp_targets,
     status,
@@ -40,6 +41,7 @@ V1_BLUEPRINTS = (
     openapi.bp,
     alarms.bp,
     snmp_targets.bp,
+    receivers.bp,
 )
 
 

@@ -65,20 +65,21 @@ def query(name: str, schema: dict[str, Any], description: str = "") -> dict[str,
 def operation(ok: Any = None, *, status: int = 200, summary: str = "", body: Any = None,
               body_required: bool = True, params: tuple[dict[str, Any], ...] = (),
               path: dict[str, dict[str, Any]] | None = None,
-              content: dict[str, Any] | None = None) -> Callable:
+              content: dict[str, Any] | None = None, body_type: str = JSON) -> Callable:
     """The path entry of the view it decorates (put it under the route decorator).
 
     ``ok`` is the schema of a success (a model class, :class:`Named`, or a JSON schema that
     may hold either), answered with ``status``; ``body`` that of the request body; ``params``
     its query parameters; ``path`` the schema of path parameters that are not plain strings.
-    ``content`` replaces the JSON success body (an image, say).
+    ``content`` replaces the JSON success body (an image, say); ``body_type`` is the request
+    body's media type when it is not JSON (a receiver's protobuf or line protocol).
     """
 
     def mark(view: Callable) -> Callable:
         view.openapi = {  # type: ignore[attr-defined]
             "ok": ok, "status": status, "summary": summary or _first_line(view.__doc__),
             "body": body, "body_required": body_required, "params": list(params),
-            "path": path or {}, "content": content,
+            "path": path or {}, "content": content, "body_type": body_type,
         }
         return view
 
@@ -152,7 +153,8 @@ def _operation(spec: dict[str, Any], arguments: list[str],
         out["parameters"] = [*params, *spec["params"]]
     if spec["body"] is not None:
         out["requestBody"] = {"required": spec["body_required"],
-                              "content": {JSON: {"schema": components.ref(spec["body"])}}}
+                              "content": {spec["body_type"]: {
+                                  "schema": components.ref(spec["body"])}}}
     return out
 
 

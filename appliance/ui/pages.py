@@ -7,6 +7,7 @@ import json
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
+from appliance import scaleout
 from appliance.index import NotFound, events
 from appliance.index.snmp_targets import listing
 from appliance.ui import alarms, catalog, charts, health
@@ -47,6 +48,8 @@ def overview():
         firing=[a for a in alarm_rows if a["state"] == "alarm"],
         events=events.recent(index, RECENT_EVENTS),
         snmp_targets=listing(settings.pollsters.snmp.targets, index),
+        coordination=scaleout.coordination(settings),
+        publishers=scaleout.publishers(settings),
     )
 
 

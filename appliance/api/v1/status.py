@@ -8,10 +8,11 @@ from typing import Any, Literal
 from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel
 
+from appliance import scaleout
 from appliance.aggregation import REDUCERS
 from appliance.api.openapi import operation
 from appliance.api.params import AGGREGATIONS
-from appliance.webcontext import get_store
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("status", __name__)
 
@@ -98,6 +99,8 @@ def status():
                 "metrics": counts["metrics"],
                 "counters": store.index.counters(),
                 "sources": store.index.source_status(),
+                "coordination": scaleout.coordination(get_settings()),
+                "publishers": scaleout.publishers(get_settings()),
                 # Live, not stored: an outage shows here while it lasts.
                 "store": store.health(),
             },
