@@ -1,4 +1,4 @@
-"""The ``appliance`` command: run | poll | check-config | token | rrdcached."""
+"""The ``appliance`` command: run | poll | check-config | token | rrdcached | workers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -141,44 +140,47 @@ def poll(
 ) -> None:
     """Run the agent of one source kind (or, with --once, show one poll)."""
     from appliance import pollsters
-    from appliance.agent import Agent
+    from appliance.agent import serve
 
     settings = load_settings(config_path, data_dir)
+    if not once:
+        serve(settings, source)
     pollster = pollsters.build(source, settings)
     interval = getattr(settings.pollsters, source).interval
-    if once:
-        targets = list(target_names) or list(pollster.targets())
-        unknown = set(targets) - set(pollster.targets())
-        if unknown:
-            click.echo(f"appliance: unknown target(s): {', '.join(sorted(unknown))}", err=True)
-            sys.exit(2)
-        try:
-            result = pollster.poll(targets, time.monotonic() + interval * 0.8)
-        finally:
-            pollster.close()
-        _print_poll(result, as_json)
-        sys.exit(0 if all(r.ok for r in result.reports) else 1)
-
-    from appliance.store import Store
-
-    store = Store(settings, seed=False)
-    agent = Agent(pollster, [store.write], interval, record_health=store.index.record_reports)
-
-    def _stop(signum, _frame):
-        agent.stop_event.set()
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    targets = list(target_names) or list(pollster.targets())
+    unknown = set(targets) - set(pollster.targets())
+    if unknown:
+        click.echo(f"appliance: unknown target(s): {', '.join(sorted(unknown))}", err=True)
+        sys.exit(2)
     try:
-        agent.run()
-    except SystemExit:
-        pass
+        result = pollster.poll(targets, time.monotonic() + interval * 0.8)
     finally:
-        store.close()
-        logging.shutdown()
-        # A poll thread stuck in a source's call must not hold the process up.
-        os._exit(0)
+        pollster.close()
+    _print_poll(result, as_json)
+    sys.exit(0 if all(r.ok for r in result.reports) else 1)
+
+
+@main.command(hidden=True)
+@config_option
+@data_dir_option
+def workers(config_path: Path | None, data_dir: Path | None) -> None:
+    """Fork an agent per enabled source, and the alarm evaluator, from this preloaded
+    process; fork again whichever ends (run by supervisord)."""
+    from functools import partial
+
+    from appliance import agent, pollsters
+    from appliance import workers as forked
+    from appliance.alarms import process as alarm_process
+
+    settings = load_settings(config_path, data_dir)
+    sources = pollsters.enabled_sources(settings)
+    jobs = [forked.Worker(f"poll-{s}", partial(agent.serve, settings, s)) for s in sources]
+    modules = ["appliance.store", *(pollsters.SOURCES[s] for s in sources)]
+    if settings.alarms.enabled:
+        jobs.append(forked.Worker("alarm-evaluator", partial(alarm_process.main, settings)))
+        modules += ["appliance.alarms.evaluator", "appliance.alarms.actions"]
+    forked.preload(modules)
+    sys.exit(forked.supervise(jobs, str(settings.data_dir)))
 
 
 def _print_poll(result, as_json: bool) -> None:

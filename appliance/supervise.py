@@ -1,8 +1,10 @@
 """The supervisord config that ``appliance run`` renders into the data dir.
 
-One supervisor runs every process: rrdcached first, then the API and one agent per enabled
-source kind (and the alarm evaluator). Children log to supervisord's stdout, so under
-systemd everything lands in the journal and under ``make run`` in the terminal.
+One supervisor runs every process: rrdcached first, then the API (a preloaded gunicorn
+master and its workers), then ``workers``: one preloaded parent that forks a process per
+enabled source kind and one for the alarm evaluator (:mod:`appliance.workers`), and forks
+again whichever ends. Children log to supervisord's stdout, so under systemd everything
+lands in the journal and under ``make run`` in the terminal.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import os
 import shlex
 import stat
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +40,9 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     common = ["--data-dir", str(settings.data_dir)]
     if config_path is not None:
         common += ["--config", str(config_path)]
-    env = {"APPLIANCE_DATA_DIR": str(settings.data_dir)}
+    # glibc gives each thread that allocates an arena of its own, and freed memory stays in
+    # whichever arena held it: two arenas are enough for a poll thread beside the main one.
+    env = {"APPLIANCE_DATA_DIR": str(settings.data_dir), "MALLOC_ARENA_MAX": "2"}
     if config_path is not None:
         env["APPLIANCE_CONFIG"] = str(config_path)
     out = [
@@ -49,6 +52,14 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
             [
                 sys.executable, "-m", "gunicorn",
                 "--workers", str(settings.api.workers),
+                # The app is imported once in the master and its workers are forked from
+                # it, sharing those pages (appliance/api/serving.py freezes them first and
+                # replaces a worker that grew past api.worker_recycle_mb).
+                "--preload",
+                "--config", "python:appliance.api.serving",
+                # A backstop for slow growth the memory check does not catch; the jitter
+                # keeps two workers from restarting together.
+                "--max-requests", "20000", "--max-requests-jitter", "2000",
                 # Sync workers, measured against gthread with one thread and keep-alive
                 # (benchmarks/api.py): here gthread's hand-off of each request between its
                 # two threads cost more than the TCP connection that keep-alive saves.
@@ -63,16 +74,9 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
             env,
         ),
     ]
-    out += [
-        Program(f"poll-{source}", _appliance("poll", "--source", source, *common), 30)
-        for source in enabled_sources(settings)
-    ]
-    out += [p for extra in EXTRA_PROGRAMS for p in extra(settings, common)]
+    if enabled_sources(settings) or settings.alarms.enabled:
+        out.append(Program("workers", _appliance("workers", *common), 30, env))
     return out
-
-
-#: Further process kinds (the alarm evaluator) register a function here.
-EXTRA_PROGRAMS: list[Callable[[Settings, list[str]], list[Program]]] = []
 
 
 def stdout_is_socket() -> bool:
@@ -136,7 +140,3 @@ def render(settings: Settings, config_path: Path | None, to_syslog: bool = False
 def socket_path(settings: Settings) -> Path:
     return settings.run_dir / "supervisor.sock"
 
-
-from appliance.alarms.process import programs as _alarm_programs  # noqa: E402
-
-EXTRA_PROGRAMS.append(_alarm_programs)

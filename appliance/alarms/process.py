@@ -1,4 +1,4 @@
-"""The alarm evaluator as a process of its own under supervisord.
+"""The alarm evaluator as a process of its own (forked by :mod:`appliance.workers`).
 
 ``appliance alarms`` runs rounds every ``alarms.evaluation_interval`` seconds (down to 1 s),
 aligned to the interval so that rounds do not drift, and never two at once: a round that
@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 
@@ -24,7 +23,7 @@ SHUTDOWN_GRACE = 3.0
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Evaluate until ``stop`` is set."""
-    # Imported here so that supervise.py can import this module cheaply for ``programs``.
+    # Imported here so that ``appliance alarms`` starts only what it needs.
     from appliance.alarms.actions import Notifier
     from appliance.alarms.evaluator import Evaluator
     from appliance.store import Store
@@ -52,15 +51,6 @@ def run(settings: Settings, stop: threading.Event) -> None:
             log.warning("stopping with %d webhook notifications undelivered", notifier.pending())
         notifier.close()
         store.close()
-
-
-def programs(settings: Settings, common: list[str]) -> list:
-    """The evaluator's supervisord program (registered in ``supervise.EXTRA_PROGRAMS``)."""
-    from appliance.supervise import Program
-
-    if not settings.alarms.enabled:
-        return []
-    return [Program("alarm-evaluator", [sys.executable, "-m", "appliance", "alarms", *common], 40)]
 
 
 def main(settings: Settings) -> None:
