@@ -54,7 +54,7 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
                 "--workers", str(settings.api.workers),
                 # The app is imported once in the master and its workers are forked from
                 # it, sharing those pages (appliance/api/serving.py freezes them first and
-                # replaces a worker that grew past api.worker_recycle_mb).
+                # replaces a worker holding more than api.worker_recycle_mb of its own).
                 "--preload",
                 "--config", "python:appliance.api.serving",
                 # A backstop for slow growth the memory check does not catch; the jitter

@@ -262,8 +262,12 @@ def collectd_run(tmp: Path, uri: str, sim_port: int, communities: list[str],
         print(f"collectd CPU over two cycles: {out['cpu']:.2f}% of one core")
         return out
     finally:
-        proc.terminate()
-        proc.wait(10)
+        proc.terminate()  # collectd may take its time over writing its cached values
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> None:
