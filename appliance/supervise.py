@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Settings
-from appliance.pollsters import enabled_sources
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
             env,
         ),
     ]
-    if enabled_sources(settings) or settings.alarms.enabled:
+    if settings.enabled_sources() or settings.alarms.enabled:
         out.append(Program("workers", _appliance("workers", *common), 30, env))
     return out
 
@@ -106,14 +105,14 @@ def render(settings: Settings, config_path: Path | None, to_syslog: bool = False
         "directory": str(settings.data_dir),
         "identifier": "appliance",
     }
-    cp["unix_http_server"] = {"file": str(run / "supervisor.sock"), "chmod": "0700"}
+    cp["unix_http_server"] = {"file": str(settings.supervisor_socket), "chmod": "0700"}
     cp["rpcinterface:supervisor"] = {
         "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
     }
-    cp["supervisorctl"] = {"serverurl": f"unix://{run / 'supervisor.sock'}"}
+    cp["supervisorctl"] = {"serverurl": f"unix://{settings.supervisor_socket}"}
     for prog in programs(settings, config_path):
         section = {
-            "command": shlex.join(prog.argv),
+            "command": shlex.join([sys.executable, "-m", "appliance.lifeline", *prog.argv]),
             "priority": str(prog.priority),
             "autostart": "true",
             "autorestart": "true",
@@ -135,8 +134,4 @@ def render(settings: Settings, config_path: Path | None, to_syslog: bool = False
     buf = io.StringIO()
     cp.write(buf)
     return buf.getvalue()
-
-
-def socket_path(settings: Settings) -> Path:
-    return settings.run_dir / "supervisor.sock"
 

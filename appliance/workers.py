@@ -19,7 +19,6 @@ two appliances on one machine (the tests run several) stay apart.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import importlib
 import logging
@@ -31,6 +30,8 @@ from dataclasses import dataclass
 
 from setproctitle import setproctitle
 
+from appliance.lifeline import die_with_parent
+
 log = logging.getLogger(__name__)
 
 #: Title prefix of every process this module names (the status page looks for it).
@@ -41,7 +42,6 @@ STABLE_SECONDS = 30.0
 FIRST_BACKOFF, MAX_BACKOFF = 1.0, 60.0
 #: How long a stopping parent waits for its children (supervisord's stopwaitsecs is 8).
 STOP_GRACE = 6.0
-_PR_SET_PDEATHSIG = 1
 _SIGNALS = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 
 
@@ -74,12 +74,6 @@ def restart_delay(worker: Worker, lived: float) -> float:
     return worker.backoff
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel for SIGTERM when the parent dies (no orphaned pollers)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
 def title(name: str, tag: str) -> str:
     return f"{TITLE}{name} [{tag}]"
 
@@ -102,7 +96,7 @@ def _spawn(worker: Worker, tag: str) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
-        _die_with_parent()
+        die_with_parent()  # no orphaned pollers if the parent is killed
         setproctitle(title(worker.name, tag))
         worker.main()
     except SystemExit as exc:

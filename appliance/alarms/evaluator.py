@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.alarms.actions import Notifier
-from appliance.alarms.model import COMPARATORS, COMPOSITE, UNKNOWN, Alarm, rule_summary
+from appliance.alarms.model import COMPOSITE, UNKNOWN, Alarm, rule_summary
+from appliance.alarms.rules import COMPARATORS
 from appliance.alarms.series import RoundReader, RuleError
 from appliance.alarms.states import Decision, Verdict, combine, decide, decide_composite, judge
 from appliance.alarms.store import AlarmStore, Transition

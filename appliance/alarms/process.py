@@ -13,7 +13,10 @@ import signal
 import threading
 import time
 
+from appliance.alarms.actions import Notifier
+from appliance.alarms.evaluator import Evaluator
 from appliance.config import Settings
+from appliance.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +26,6 @@ SHUTDOWN_GRACE = 3.0
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Evaluate until ``stop`` is set."""
-    # Imported here so that ``appliance alarms`` starts only what it needs.
-    from appliance.alarms.actions import Notifier
-    from appliance.alarms.evaluator import Evaluator
-    from appliance.store import Store
-
     cfg = settings.alarms
     store = Store(settings, seed=False)
     notifier = Notifier(cfg.webhook_timeout, cfg.webhook_retries)
