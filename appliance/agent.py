@@ -171,15 +171,14 @@ class Agent:
             self.deliver(event)
 
 
-def serve(settings: Settings, source: str) -> NoReturn:
-    """Run the agent of ``source`` into the local store until SIGTERM or SIGINT, then exit.
+def serve(settings: Settings, pollster: Pollster) -> NoReturn:
+    """Run ``pollster``'s agent into the local store until SIGTERM or SIGINT, then exit.
 
     What each per-source worker process runs (and ``appliance poll --source``).
     """
-    from appliance import pollsters
     from appliance.store import Store
 
-    pollster = pollsters.build(source, settings)
+    source = pollster.source
     store = Store(settings, seed=False)
     agent = Agent(pollster, [store.write], getattr(settings.pollsters, source).interval,
                   record_health=store.index.record_reports)

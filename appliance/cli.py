@@ -14,39 +14,13 @@ from pathlib import Path
 import click
 
 from appliance import config as config_mod
+from appliance.clisettings import config_option, data_dir_option, load_settings, setup_logging
 from appliance.config import ConfigError, Settings
 from appliance.pollsters import SOURCES
+from appliance.snmp_cli import check_definitions
+from appliance.snmp_cli import snmp as snmp_group
 
 log = logging.getLogger("appliance")
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=None, help="YAML config file (default: built-in defaults).",
-)
-data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where everything is written (overrides data_dir in the config).",
-)
-
-
-def load_settings(config_path: Path | None, data_dir: Path | None) -> Settings:
-    """Load the config or exit 2 with the file, the key and what is wrong."""
-    try:
-        settings = config_mod.load(config_path, data_dir.resolve() if data_dir else None)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    setup_logging(settings.log_level)
-    return settings
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
 
 @click.group()
 @click.version_option(package_name="appliance")
@@ -63,6 +37,10 @@ def check_config(file: Path, quiet: bool) -> None:
         settings = config_mod.load(file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
+        sys.exit(2)
+    problem = check_definitions(settings)
+    if problem:
+        click.echo(f"{file}: {problem}", err=True)
         sys.exit(2)
     if quiet:
         return
@@ -145,13 +123,17 @@ def poll(
     target_names: tuple[str, ...],
 ) -> None:
     """Run the agent of one source kind (or, with --once, show one poll)."""
-    from appliance import pollsters
     from appliance.agent import serve
 
     settings = load_settings(config_path, data_dir)
+    if source == "snmp":
+        problem = check_definitions(settings)
+        if problem:
+            click.echo(f"appliance: {problem}", err=True)
+            sys.exit(2)
     if not once:
-        serve(settings, source)
-    pollster = pollsters.build(source, settings)
+        serve(settings, build_pollster(source, settings))
+    pollster = build_pollster(source, settings)
     interval = getattr(settings.pollsters, source).interval
     targets = list(target_names) or list(pollster.targets())
     unknown = set(targets) - set(pollster.targets())
@@ -166,6 +148,26 @@ def poll(
     sys.exit(0 if all(r.ok for r in result.reports) else 1)
 
 
+def build_pollster(source: str, settings: Settings):
+    """The pollster of ``source`` as its agent runs it (SNMP: with the index's runtime
+    targets too)."""
+    from appliance import pollsters
+
+    pollster = pollsters.build(source, settings)
+    if source == "snmp":
+        from appliance.snmp_programs import attach_runtime_targets
+
+        attach_runtime_targets(pollster, settings)
+    return pollster
+
+
+def _agent(settings: Settings, source: str) -> None:
+    """What a ``poll-<source>`` worker runs, once forked."""
+    from appliance.agent import serve
+
+    serve(settings, build_pollster(source, settings))
+
+
 @main.command(hidden=True)
 @config_option
 @data_dir_option
@@ -174,13 +176,12 @@ def workers(config_path: Path | None, data_dir: Path | None) -> None:
     process; fork again whichever ends (run by supervisord)."""
     from functools import partial
 
-    from appliance import agent
     from appliance import workers as forked
     from appliance.alarms import process as alarm_process
 
     settings = load_settings(config_path, data_dir)
     sources = settings.enabled_sources()
-    jobs = [forked.Worker(f"poll-{s}", partial(agent.serve, settings, s)) for s in sources]
+    jobs = [forked.Worker(f"poll-{s}", partial(_agent, settings, s)) for s in sources]
     # Each pollster's module (what its builder in appliance.pollsters imports when called).
     modules = ["appliance.store", *(f"appliance.pollsters.{s}" for s in sources)]
     if settings.alarms.enabled:
@@ -307,6 +308,9 @@ def token_revoke(settings: Settings, name: str) -> None:
     except NotFound:
         click.echo(f"appliance: no token named {name!r}", err=True)
         sys.exit(1)
+
+
+main.add_command(snmp_group)
 
 
 @main.command()

@@ -3,7 +3,8 @@
 One supervisor runs every process: rrdcached first, then the API (a preloaded gunicorn
 master and its workers), then ``workers``: one preloaded parent that forks a process per
 enabled source kind and one for the alarm evaluator (:mod:`appliance.workers`), and forks
-again whichever ends. Children log to supervisord's stdout, so under systemd everything
+again whichever ends; and the SNMP trap receiver and discovery loop when configured (a
+plain list, :func:`programs`). Children log to supervisord's stdout, so under systemd everything
 lands in the journal and under ``make run`` in the terminal.
 """
 
@@ -75,6 +76,15 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     ]
     if settings.enabled_sources() or settings.alarms.enabled:
         out.append(Program("workers", _appliance("workers", *common), 30, env))
+    snmp = settings.pollsters.snmp
+    # The trap receiver when there are targets to accept traps from (configured, or found by
+    # discovery); the discovery loop when there are networks to sweep.
+    if snmp.enabled and snmp.traps.enabled and (snmp.targets or snmp.discovery.networks):
+        out.append(Program("snmp-traps", _appliance("snmp", "traps", *common), 30))
+    if snmp.enabled and snmp.discovery.networks:
+        out.append(
+            Program("snmp-discovery", _appliance("snmp", "discover", "--loop", *common), 35)
+        )
     return out
 
 

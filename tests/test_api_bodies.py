@@ -90,7 +90,8 @@ def test_components_are_the_models_json_schema(api):  # noqa: F811
     assert variants == {"GnocchiResourcesThresholdAlarm",
                         "GnocchiAggregationByMetricsThresholdAlarm",
                         "GnocchiAggregationByResourcesThresholdAlarm",
-                        "RrdMovingAverageThresholdAlarm", "RrdForecastAlarm", "CompositeAlarm"}
+                        "RrdMovingAverageThresholdAlarm", "RrdForecastAlarm", "EventAlarm",
+                        "CompositeAlarm"}
     limit = next(p for p in doc["paths"]["/v1/metric"]["get"]["parameters"]
                  if p["name"] == "limit")
     assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}

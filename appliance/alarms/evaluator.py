@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from appliance.alarms.actions import Notifier
-from appliance.alarms.model import COMPOSITE, UNKNOWN, Alarm, rule_summary
+from appliance.alarms.model import ALARM, COMPOSITE, EVENT, OK, UNKNOWN, Alarm, rule_summary
 from appliance.alarms.rules import COMPARATORS
 from appliance.alarms.series import RoundReader, RuleError
 from appliance.alarms.states import Decision, Verdict, combine, decide, decide_composite, judge
 from appliance.alarms.store import AlarmStore, Transition
 from appliance.alarms.timeconstraints import within
+from appliance.index import events
 from appliance.store import Store
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,11 @@ class RoundReport:
 
 def verdict(type_: str, rule: dict[str, Any], reader: RoundReader) -> Verdict:
     """One (non-composite) rule's verdict over its window; a missing metric is no data."""
+    if type_ == EVENT:
+        count, _ = events.count(
+            reader.index, rule["event_type"], reader.now - rule["window"], rule["resource_id"]
+        )
+        return Verdict(ALARM if count else OK, (float(count),), int(bool(count)), 1, "events")
     periods = rule["evaluation_periods"]
     try:
         if type_ == "rrd_forecast":
@@ -59,8 +65,29 @@ def verdict(type_: str, rule: dict[str, Any], reader: RoundReader) -> Verdict:
         return Verdict(UNKNOWN, (), 0, periods)
 
 
+def event_decision(alarm: Alarm, reader: RoundReader) -> Decision | None:
+    """An event alarm's decision: alarm while matching events are in the window."""
+    rule = alarm.rule
+    count, latest = events.count(
+        reader.index, rule["event_type"], reader.now - rule["window"], rule["resource_id"]
+    )
+    state = ALARM if count else OK
+    changed = state != alarm.state
+    if not changed and not alarm.repeat_actions:
+        return None
+    verb = f"Transition to {state}" if changed else f"Remaining as {state}"
+    reason = f"{verb} due to {count} {rule['event_type']} event(s) in the last {rule['window']}s"
+    data: dict[str, Any] = {"type": EVENT, "count": count}
+    if latest is not None:
+        data["event"] = {"event_type": latest.event_type, "resource_id": latest.resource_id,
+                         "timestamp": latest.timestamp, "traits": latest.traits}
+    return Decision(state, reason, data, changed)
+
+
 def evaluate(alarm: Alarm, reader: RoundReader) -> Decision | None:
     """The alarm's decision this round, or None when nothing is to be done."""
+    if alarm.type == EVENT:
+        return event_decision(alarm, reader)
     if alarm.type != COMPOSITE:
         return decide(alarm.state, verdict(alarm.type, alarm.rule, reader), alarm.repeat_actions)
     leaves = alarm.leaves()

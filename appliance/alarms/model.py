@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from appliance.alarms.rules import COMPOSITE, RULE_TYPES, RULES, Tree, plain
+from appliance.alarms.rules import COMPOSITE, EVENT, RULE_TYPES, RULES, Tree, plain
 from appliance.validation import (
     CUSTOM,
     Body,
@@ -243,6 +243,8 @@ def rule_summary(type_: str, rule: dict[str, Any]) -> str:
     """A short human description, Aodh-style (``cpu > 90.0 during 3 x 60s``)."""
     if type_ == COMPOSITE:
         return "the composite rule holds"
+    if type_ == EVENT:
+        return f"a {rule['event_type']} event within {rule['window']}s"
     if type_ == "rrd_forecast":
         return (f"{rule['aggregation_method']} leaves its {rule['seasons']}-season forecast "
                 f"during {rule['evaluation_periods']} x {rule['granularity']}s")

@@ -42,6 +42,7 @@ COMPARATORS: dict[str, Callable[[float, float], bool]] = {
     "ne": operator.ne, "ge": operator.ge, "gt": operator.gt,
 }
 COMPOSITE = "composite"
+EVENT = "event"
 MAX_COMPOSITE_DEPTH = 8
 MAX_SEASONS = 20
 
@@ -147,10 +148,21 @@ class Forecast(Rule):
         return self
 
 
+class EventRule(Rule):
+    """Aodh's event alarm over the index's events (SNMP traps): in alarm while an event whose
+    type matches the shell glob ``event_type`` (``snmp.trap.linkDown``, ``snmp.trap.*``), of
+    ``resource_id`` if given, arrived within the last ``window`` seconds; ok after."""
+
+    TYPE = EVENT
+    event_type: Text
+    resource_id: Text | None = None
+    window: PositiveInt = 600
+
+
 #: Each rule type's model, by Aodh's type name.
 RULES: dict[str, type[Rule]] = {
     m.TYPE: m for m in (ResourcesThreshold, MetricsThreshold, SearchThreshold, MovingAverage,
-                        Forecast)
+                        Forecast, EventRule)
 }
 RULE_TYPES = (*RULES, COMPOSITE)
 

@@ -22,6 +22,7 @@ from appliance.api.v1 import (
     batch,
     metrics,
     resources,
+    snmp_targets,
     status,
 )
 from appliance.config import Settings
@@ -38,6 +39,7 @@ V1_BLUEPRINTS = (
     aggregates.bp,
     openapi.bp,
     alarms.bp,
+    snmp_targets.bp,
 )
 
 
