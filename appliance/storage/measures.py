@@ -479,32 +479,10 @@ class Measures:
         stop: float | None,
     ) -> list[tuple[int, float]]:
         """``rrdtool.fetch``, for a file layout rrdread does not know (it locks the file)."""
-        path = self.path(metric.id)
-        points = next(i.points for i in policy.definition if i.granularity == granularity)
-        last = last_update(path) // 1_000_000
-        end = last if stop is None else min(stop, last + granularity)
-        earliest = (last // granularity) * granularity - (points - 1) * granularity
-        begin = earliest if start is None else max(start, earliest)
-        begin = int(begin // granularity) * granularity - granularity
-        end = int(math.ceil(end / granularity)) * granularity
-        if end <= begin:
-            return []
-        (f_start, _f_end, step), _names, rows = rrdtool.fetch(
-            str(path), CF_FOR_AGGREGATION[aggregation],
-            "-r", str(granularity), "-s", str(begin), "-e", str(end),
-        )
-        if step != granularity:
-            return []
-        lo = start if start is not None else -math.inf
-        hi = stop if stop is not None else math.inf
-        out = []
-        for i, (value,) in enumerate(rows):
-            if value is None:
-                continue
-            ts = f_start + i * step
-            if ts + step > lo and ts < hi:
-                out.append((ts, value))
-        return out
+        rows = next(i.points for i in policy.definition if i.granularity == granularity)
+        return rrdread.fetch_with_librrd(str(self.path(metric.id)),
+                                         CF_FOR_AGGREGATION[aggregation], granularity, rows,
+                                         start, stop)
 
     def delete(self, metric_id: str) -> None:
         self._series.pop(metric_id, None)

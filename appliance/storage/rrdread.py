@@ -11,10 +11,14 @@ tests/test_storage_rrdread.py checks the result against ``rrdtool.fetch``.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 
 import numpy as np
+import rrdtool
+
+from appliance.storage.rrdfile import last_update
 
 _HEAD_READ = 16384
 FLOAT_COOKIE = 8.642135e130
@@ -86,3 +90,31 @@ def _window(
     values = np.frombuffer(b"".join(chunks), dtype="<f8")[::ds_cnt].astype(float)
     times = first + step * np.arange(count, dtype=float)
     return times, values
+
+
+def fetch_with_librrd(
+    path: str, cf: str, granularity: int, rows: int, start: float | None, stop: float | None
+) -> list[tuple[int, float]]:
+    """Known points ``(bucket start, value)`` through ``rrdtool.fetch``, for a layout
+    :func:`read` does not know. librrd locks the file while it reads, and an rrdcached write
+    meeting that lock drops its values: this is only the fallback."""
+    last = last_update(path) // 1_000_000
+    end = last if stop is None else min(stop, last + granularity)
+    earliest = (last // granularity) * granularity - (rows - 1) * granularity
+    begin = earliest if start is None else max(start, earliest)
+    begin = int(begin // granularity) * granularity - granularity
+    end = int(math.ceil(end / granularity)) * granularity
+    if end <= begin:
+        return []
+    (f_start, _f_end, step), _names, data = rrdtool.fetch(
+        path, cf, "-r", str(granularity), "-s", str(begin), "-e", str(end),
+    )
+    if step != granularity:
+        return []
+    lo = start if start is not None else -math.inf
+    hi = stop if stop is not None else math.inf
+    return [
+        (f_start + i * step, value)
+        for i, (value,) in enumerate(data)
+        if value is not None and f_start + (i + 1) * step > lo and f_start + i * step < hi
+    ]
