@@ -58,6 +58,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     from appliance.api import prometheus
 
     app.register_blueprint(prometheus.bp)
+    app.register_blueprint(importlib.import_module("appliance.api.promql").bp)  # /api/v1
     app.register_blueprint(importlib.import_module("appliance.ui").bp)  # the status page
     from appliance.api.hotpath import MeasuresFastPath
 

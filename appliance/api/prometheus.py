@@ -41,6 +41,34 @@ def prometheus_name(name: str) -> str:
     return "x" + clean if clean.startswith("__") else clean
 
 
+def exposed_name(meter: str, cumulative: bool) -> str:
+    """A meter's series name as scraped: counters end in ``_total`` (prometheus-client adds it)."""
+    name = prometheus_name(meter)
+    return name if not cumulative or name.endswith("_total") else name + "_total"
+
+
+def help_text(meter: str, unit: str | None) -> str:
+    """A family's HELP: the meter's own name and its unit."""
+    return f"{meter} ({unit or 'unitless'})"
+
+
+def series_labels(
+    resource_id: str | None, resource_type: str | None, metric_id: str, attributes: dict
+) -> dict[str, str]:
+    """One metric's labels on ``/metrics`` (and so on the query API), empty ones included.
+
+    The resource's attributes become labels through :func:`prometheus_name`; one that would
+    shadow a fixed label is left out.
+    """
+    labels = {"resource_id": resource_id or "", "resource_type": resource_type or "",
+              "metric_id": metric_id}
+    for key, value in attributes.items():
+        label = prometheus_name(key)
+        if label not in FIXED_LABELS:
+            labels[label] = "" if value is None else str(value)
+    return labels
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -95,16 +123,12 @@ class ApplianceCollector:
                 if label not in FIXED_LABELS:
                     label_of.setdefault(key, label)
         labels = list(FIXED_LABELS) + sorted(set(label_of.values()))
-        unit = samples[0][0]["unit"] or "unitless"
-        doc = f"{samples[0][0]['name']} ({unit})"
+        doc = help_text(samples[0][0]["name"], samples[0][0]["unit"])
         cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
         family = cls(name, doc, labels=labels)
         for (row, value), a in zip(samples, attrs, strict=True):
-            by_label = {label_of[k]: "" if v is None else str(v) for k, v in a.items()
-                        if k in label_of}
-            values = [row["resource_id"] or "", row["type"] or "", row["id"]]
-            values += [by_label.get(label, "") for label in labels[len(FIXED_LABELS):]]
-            family.add_metric(values, float(value))
+            by_label = series_labels(row["resource_id"], row["type"], row["id"], a)
+            family.add_metric([by_label.get(label, "") for label in labels], float(value))
         return family
 
     def _sources(self) -> Iterator[Metric]:
