@@ -1,0 +1,169 @@
+"""The Prometheus query API over HTTP: auth, errors, warnings, and real clients.
+
+Real clients: promtool's ``query instant|range|series|labels`` and the request sequence
+Grafana's Prometheus datasource sends (FIELD-NOTES.md), over a real HTTP port.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import time
+
+import pytest
+import requests
+
+from appliance import tokens
+from appliance.api import create_app
+from tests.promserver import ServedApp, fleet_samples, load
+
+
+@pytest.fixture
+def served(store):
+    load(store, fleet_samples(4, 30, time.time() - 60))
+    admin = tokens.create(store.index, "admin", "admin")
+    reader = tokens.create(store.index, "grafana", "reader")
+    server = ServedApp(create_app(store.settings, store))
+    yield server, admin, reader
+    server.stop()
+
+
+def _basic(token: str) -> dict[str, str]:
+    """What Grafana sends with "Basic auth" on, the token as user, no password."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{token}:".encode()).decode()}
+
+
+def test_needs_a_token_and_accepts_bearer_or_basic(served):
+    server, _admin, reader = served
+    url = f"{server.url}/api/v1/query"
+    assert requests.post(url, data={"query": "1+1"}, timeout=10).status_code == 401
+    assert requests.post(url, data={"query": "1+1"}, headers=_basic("wrong"),
+                         timeout=10).status_code == 401
+    for headers in (_basic(reader), {"Authorization": f"Bearer {reader}"}):
+        r = requests.post(url, data={"query": "1+1"}, headers=headers, timeout=10)
+        assert r.status_code == 200
+        assert r.json()["data"]["result"][1] == "2"
+
+
+def test_grafana_datasource_sequence(served):
+    """Save & test, the metric browser, then a panel, as Grafana 10's datasource asks."""
+    server, _admin, reader = served
+    s = requests.Session()
+    s.headers.update(_basic(reader))
+    base = f"{server.url}/api/v1"
+    now = time.time()
+    build = s.get(f"{base}/status/buildinfo", timeout=10).json()
+    assert build["status"] == "success" and build["data"]["version"].startswith("2.")
+    test = s.post(f"{base}/query", data={"query": "1+1", "time": now}, timeout=10).json()
+    assert test["data"] == {"resultType": "scalar", "result": [pytest.approx(now, abs=1e-3),
+                                                               "2"]}
+    window = {"start": int(now - 3600), "end": int(now)}
+    labels = s.get(f"{base}/labels", params=window, timeout=10).json()["data"]
+    assert {"__name__", "resource_id", "resource_type", "metric_id", "device_name",
+            "host_name"} <= set(labels)
+    names = s.get(f"{base}/label/__name__/values", params=window, timeout=10).json()["data"]
+    assert names == ["disk_device_read_bytes_total", "disk_free", "disk_usage"]
+    series = s.post(f"{base}/series", data={"match[]": "disk_usage", **window},
+                    timeout=10).json()["data"]
+    assert len(series) == 4 and all(x["__name__"] == "disk_usage" for x in series)
+    meta = s.get(f"{base}/metadata", timeout=10).json()["data"]
+    assert meta["disk_device_read_bytes_total"] == [
+        {"type": "counter", "help": "disk.device.read.bytes (B)", "unit": ""}]
+    panel = s.post(f"{base}/query_range", timeout=10, data={
+        "query": "sum by (host_name) (rate(disk_device_read_bytes_total[5m]))",
+        "start": int(now - 1200) // 60 * 60, "end": int(now) // 60 * 60, "step": 60})
+    body = panel.json()
+    assert panel.status_code == 200 and body["data"]["resultType"] == "matrix"
+    assert sorted(x["metric"]["host_name"] for x in body["data"]["result"]) == [
+        "host0", "host1", "host2", "host3"]
+    assert "warnings" not in body
+
+
+def test_promtool(served):
+    server, _admin, reader = served
+    # Go's HTTP client sends a URL's user as Basic auth: the token, no password.
+    url = server.url.replace("http://", f"http://{reader}@")
+
+    def promtool(*args: str) -> str:
+        out = subprocess.run(["promtool", "query", *args], capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    instant = promtool("instant", url, "count(disk_usage)")
+    assert instant.strip().startswith("{} => 4 @")
+    now = int(time.time()) // 60 * 60
+    ranged = promtool("range", "--start", str(now - 900), "--end", str(now), "--step", "1m",
+                      url, 'max_over_time(disk_free{host_name="host1"}[5m])')
+    assert 'host_name="host1"' in ranged and ranged.count("@[") >= 10
+    series = promtool("series", "--match", 'disk_free{device_name="sd002"}', url)
+    assert series.count("__name__=\"disk_free\"") == 1 and 'device_name="sd002"' in series
+    labels = promtool("labels", url, "host_name")
+    assert labels.split() == ["host0", "host1", "host2", "host3"]
+    as_json = json.loads(promtool("-o", "json", "instant", url, "vector(1)"))
+    assert as_json[0]["value"][1] == "1"
+
+
+@pytest.mark.parametrize("query, names", [
+    ("foo[5m:1m]", "subqueries"),
+    ("foo @ 100", "@ modifier"),
+    ('label_replace(foo, "a", "b", "c", "d")', "string literals"),
+    ("histogram_quantile(0.9, foo)", "histogram_quantile()"),
+    ("foo and bar", "'and'"),
+    ("foo / on(a) group_left bar", "group_left"),
+    ("stddev(foo)", "stddev()"),
+    ("deriv(foo[5m])", "deriv()"),
+    ("disk_device_read_bytes_total", "read it with rate()"),
+    ("rate(disk_usage[5m])", "need a counter"),
+    ("disk_free[5m]", "range vector as a query's result"),
+])
+def test_unsupported_promql_is_a_prometheus_400_naming_it(served, query, names):
+    server, admin, _reader = served
+    r = requests.post(f"{server.url}/api/v1/query", data={"query": query},
+                      headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+    body = r.json()
+    assert r.status_code == 400, body
+    assert body["status"] == "error" and body["errorType"] == "bad_data"
+    assert "not supported" in body["error"] and names in body["error"]
+    assert body["code"] == 400 and body["description"] == body["error"]
+
+
+@pytest.mark.parametrize("path, params, names", [
+    ("query", {"query": "sum(("}, "'query'"),
+    ("query", {}, "'query'"),
+    ("query", {"query": "1", "time": "yesterday"}, "'time'"),
+    ("query_range", {"query": "1", "start": 10, "end": 5, "step": 1}, "'end'"),
+    ("query_range", {"query": "1", "start": 0, "end": 10, "step": "-1"}, "'step'"),
+    ("query_range", {"query": "1", "start": 0, "end": 10, "step": "often"}, "'step'"),
+    ("query_range", {"query": "1", "start": 0, "end": 10**6, "step": 1}, "11,000 points"),
+    ("series", {}, "match[]"),
+    ("series", {"match[]": "sum(disk_free)"}, "'match[]'"),
+])
+def test_bad_parameters_are_named(served, path, params, names):
+    server, admin, _reader = served
+    r = requests.post(f"{server.url}/api/v1/{path}", data=params,
+                      headers={"Authorization": f"Bearer {admin}"}, timeout=10)
+    assert r.status_code == 400
+    assert r.json()["errorType"] == "bad_data" and names in r.json()["error"]
+
+
+def test_step_finer_than_the_buckets_warns(served):
+    server, admin, _reader = served
+    now = int(time.time())
+    r = requests.get(f"{server.url}/api/v1/query_range", timeout=10,
+                     headers={"Authorization": f"Bearer {admin}"},
+                     params={"query": "avg(disk_usage)", "start": now - 600, "end": now,
+                             "step": "15s"})
+    body = r.json()
+    assert r.status_code == 200 and body["data"]["result"]
+    assert body["warnings"] == [
+        "medium policy: served from 60 s buckets, coarser than the step of 15 s"]
+
+
+def test_format_query(served):
+    server, admin, _reader = served
+    r = requests.get(f"{server.url}/api/v1/format_query", timeout=10,
+                     headers={"Authorization": f"Bearer {admin}"},
+                     params={"query": "sum(rate(a_total[5m]))by(x)"})
+    assert r.json() == {"status": "success", "data": "sum by (x) (rate(a_total[5m]))"}
