@@ -162,17 +162,37 @@ def query_range() -> Response:
                       "decreasing the query resolution (?step=XX)")
     times = start + step * np.arange(int((end - start) // step) + 1)
     value, warnings = _run(plan, times, step)
-    stamps = [_stamp(t) for t in times.tolist()]
     rows = ([({}, value.values)] if isinstance(value, Scalar)
             else zip(value.labels, value.values, strict=True))
     result = []
     for labels, row in rows:
-        known = np.flatnonzero(~np.isnan(row))
-        if len(known):
-            result.append({"metric": labels, "values": [
-                [stamps[i], _fmt(v)] for i, v in zip(known.tolist(), row[known].tolist(),
-                                                     strict=True)]})
-    return _success({"resultType": "matrix", "result": result}, warnings)
+        known = ~np.isnan(row)
+        if known.any():
+            points = _points(times[known], row[known])
+            result.append(b'{"metric":%b,"values":%b}' % (orjson.dumps(labels), points))
+    body = b'{"status":"success","data":{"resultType":"matrix","result":[%b]}' % (
+        b",".join(result))
+    if warnings:
+        body += b',"warnings":' + orjson.dumps(warnings)
+    return Response(body + b"}", mimetype="application/json")
+
+
+def _points(times: np.ndarray, values: np.ndarray) -> bytes:
+    """``[[t,"v"],...]`` as JSON, values quoted as Prometheus writes them (``"2"``, ``"0.5"``).
+
+    A day at 60 s over 100 series is 144k values: formatting each in Python cost more than
+    the whole query. orjson writes the pairs as numbers (shortest round-trip form, like Go's
+    ``FormatFloat(v, 'f', -1, 64)`` except that very large or small values keep an
+    exponent, which every Prometheus client parses) and a few byte replacements quote the
+    values: the JSON holds nothing but numbers, commas and brackets, so each comma inside a
+    pair precedes a value and each ``]`` after a value closes a pair.
+    """
+    if not np.isfinite(values).all():  # rare: infinities are written as Prometheus does
+        return orjson.dumps([[t, _fmt(v)] for t, v in zip(times.tolist(), values.tolist(),
+                                                          strict=True)])
+    body = orjson.dumps(np.column_stack((times, values)).tolist())
+    body = body.replace(b",", b',"').replace(b',"[', b",[").replace(b"]", b'"]')
+    return body.replace(b'"]"]', b'"]]').replace(b'.0"', b'"')
 
 
 def _matched(required: bool) -> list[SeriesInfo]:
