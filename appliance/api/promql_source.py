@@ -8,6 +8,7 @@ flush every selected file in one rrdcached batch and read each file's archive as
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -48,6 +49,26 @@ def best_granularity(policy: ArchivePolicy, start: float, step: float, now: floa
     return max(items, key=lambda i: i.timespan).granularity
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _series(metric_id: str, meter: str, unit: str | None, kind: str, policy: str,
+            resource_id: str | None, created_at: float, creator: str,
+            resource_type: str | None, attributes: str | None) -> SeriesInfo:
+    """One index row as a series, labelled as on ``/metrics``.
+
+    Kept per row value (attributes as stored JSON): a dashboard asks for the same series
+    again and again, and building labels cost more than reading their buckets. A changed
+    attribute is a different row value, so nothing here goes stale. Callers never mutate
+    the labels.
+    """
+    counter = kind == Kind.CUMULATIVE.value
+    labels = {"__name__": exposed_name(meter, counter)}
+    labels.update((k, v) for k, v in series_labels(
+        resource_id, resource_type, metric_id, json.loads(attributes or "{}")).items() if v)
+    metric = Metric(metric_id, meter, unit, Kind(kind), resource_id, policy, created_at,
+                    creator)
+    return SeriesInfo(labels, counter, metric)
+
+
 class StoreSource:
     """:class:`appliance.promql.Source` over one store, for one request."""
 
@@ -60,18 +81,9 @@ class StoreSource:
         rows = named_metrics(self.store.index, None if name is None else _like(name))
         out = []
         for row in rows:
-            counter = row["kind"] == Kind.CUMULATIVE.value
-            exposed = exposed_name(row["name"], counter)
-            if name is not None and exposed != name:
-                continue
-            attributes = json.loads(row["attributes"] or "{}")
-            labels = {"__name__": exposed}
-            labels.update((k, v) for k, v in series_labels(
-                row["resource_id"], row["type"], row["id"], attributes).items() if v)
-            metric = Metric(row["id"], row["name"], row["unit"], Kind(row["kind"]),
-                            row["resource_id"], row["archive_policy_name"], row["created_at"],
-                            row["creator"])
-            out.append(SeriesInfo(labels, counter, metric))
+            info = _series(*row)
+            if name is None or info.labels["__name__"] == name:
+                out.append(info)
         return out
 
     def select(self, matchers: Sequence[Matcher]) -> list[SeriesInfo]:
@@ -102,9 +114,15 @@ class StoreSource:
             for r, i in enumerate(rows):
                 times, vals = measures.read(self.store, metrics[i], aggregation, g, first,
                                             stop + 1)
-                if len(times):
-                    at = ((times - first) // g).astype(np.int64)
-                    ok = (at >= 0) & (at < count)
-                    values[r, at[ok]] = vals[ok]
+                if not len(times):
+                    continue
+                at = int((times[0] - first) // g)
+                if times[-1] - times[0] == g * (len(times) - 1):  # consecutive: one slice
+                    lo, hi = max(at, 0), min(at + len(vals), count)
+                    values[r, lo:hi] = vals[lo - at:hi - at]
+                else:  # rrdtool.fetch's fallback gives known points only
+                    cols = ((times - first) // g).astype(np.int64)
+                    ok = (cols >= 0) & (cols < count)
+                    values[r, cols[ok]] = vals[ok]
             blocks.append(Block(float(g), float(first), values, rows))
         return blocks, warnings
