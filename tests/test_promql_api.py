@@ -167,3 +167,14 @@ def test_format_query(served):
                      headers={"Authorization": f"Bearer {admin}"},
                      params={"query": "sum(rate(a_total[5m]))by(x)"})
     assert r.json() == {"status": "success", "data": "sum by (x) (rate(a_total[5m]))"}
+
+
+def test_open_read_opens_the_query_api_but_not_writes(store):
+    from appliance import config
+
+    settings = config.parse({"data_dir": str(store.settings.data_dir),
+                             "api": {"open_read": True}}, "<test>")
+    client = create_app(settings, store).test_client()
+    assert client.post("/api/v1/query", data={"query": "vector(2)"}).status_code == 200
+    assert client.get("/api/v1/labels").status_code == 200
+    assert client.post("/v1/metric", json={"archive_policy_name": "low"}).status_code == 401
