@@ -178,3 +178,19 @@ def test_open_read_opens_the_query_api_but_not_writes(store):
     assert client.post("/api/v1/query", data={"query": "vector(2)"}).status_code == 200
     assert client.get("/api/v1/labels").status_code == 200
     assert client.post("/v1/metric", json={"archive_policy_name": "low"}).status_code == 401
+
+
+def test_series_are_named_and_labelled_exactly_as_on_metrics(served):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, admin, _reader = served
+    headers = {"Authorization": f"Bearer {admin}"}
+    text = requests.get(f"{server.url}/metrics", headers=headers, timeout=10).text
+    scraped = {
+        frozenset({"__name__": s.name, **{k: v for k, v in s.labels.items() if v}}.items())
+        for family in text_string_to_metric_families(text) for s in family.samples
+        if not s.name.startswith("appliance_")}
+    series = requests.get(f"{server.url}/api/v1/series", headers=headers, timeout=10,
+                          params={"match[]": '{__name__=~".+"}'}).json()["data"]
+    assert len(series) == len(scraped) == 12
+    assert {frozenset(s.items()) for s in series} == scraped
