@@ -7,7 +7,9 @@ Prometheus 2.42 in a TSDB backfilled by promtool, started in this run. Each pane
 is sent as Grafana sends it (``POST /api/v1/query_range``, one day, 60 s step) to both,
 alternating, and the p50 per query and of the whole dashboard (the 12 queries one after
 the other, as a conservative stand-in for Grafana's parallel requests) is printed with the
-ratio appliance / Prometheus. Targets: dashboard < 100 ms, no query > 2x Prometheus.
+ratio appliance / Prometheus; beside them, the same queries through the app in this
+process (Flask's test client: the engine's own cost, without HTTP and gunicorn). Targets:
+dashboard < 100 ms, no query > 2x Prometheus.
 
     .venv/bin/python benchmarks/promql.py [--rounds 20]
 """
@@ -26,6 +28,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance import config  # noqa: E402
+from appliance.api import create_app  # noqa: E402
 from appliance.store import Store  # noqa: E402
 from tests.conftest import RunningAppliance  # noqa: E402
 from tests.promserver import Prometheus, fleet_samples, openmetrics  # noqa: E402
@@ -65,10 +68,10 @@ def main() -> None:
         try:
             end = time.time() - 120
             samples = fleet_samples(DISKS, DAY // 60 + 60, end)
-            store = Store(config.load(app.config_path, app.data_dir), seed=False)
+            settings = config.load(app.config_path, app.data_dir)
+            store = Store(settings, seed=False)
             t0 = time.perf_counter()
             outcome = store.write(samples)
-            store.close()
             print(f"loaded {outcome.accepted:,} samples into the appliance in "
                   f"{time.perf_counter() - t0:.1f} s")
             session = requests.Session()
@@ -80,8 +83,11 @@ def main() -> None:
             print(f"backfilled and started Prometheus 2.42 in {time.perf_counter() - t0:.1f} s")
             last = max(s.timestamp for s in samples.samples)
             form = {"start": last - DAY, "end": last, "step": 60}
+            local = create_app(settings, store).test_client()
+            local.environ_base["HTTP_AUTHORIZATION"] = app.headers["Authorization"]
             targets = {"appliance": (session, app.url), "prometheus": (requests.Session(),
-                                                                       prom.url)}
+                                                                       prom.url),
+                       "in process": (local, "")}
             times: dict[str, dict[str, list[float]]] = {k: {q: [] for _, q in PANELS}
                                                        for k in targets}
             totals: dict[str, list[float]] = {k: [] for k in targets}
@@ -92,7 +98,7 @@ def main() -> None:
                         t = time.perf_counter()
                         r = s.post(f"{url}/api/v1/query_range", data={"query": query, **form})
                         took = time.perf_counter() - t
-                        body = r.json()
+                        body = r.json() if url else r.get_json()
                         assert r.status_code == 200 and body["data"]["result"], (name, query,
                                                                                  body)
                         total += took
@@ -100,19 +106,24 @@ def main() -> None:
                             times[name][query].append(took)
                     if round_ >= 2:
                         totals[name].append(total)
+            store.close()
         finally:
             prom.stop()
             app.stop()
     print(f"\n{len(PANELS)} panels, one day at 60 s step ({DAY // 60 + 1} points), {DISKS} "
           f"series for the aggregations, p50 of {args.rounds} rounds, HTTP POST query_range")
-    print(f"{'panel':<28} {'appliance':>10} {'Prometheus':>11} {'ratio':>6}")
+    print("appliance: HTTP to gunicorn; in process: the same app through Flask's test client "
+          "(no HTTP)")
+    print(f"{'panel':<28} {'appliance':>10} {'Prometheus':>11} {'ratio':>6} {'in process':>11}")
     worst = 0.0
     for label, query in PANELS:
         ours, theirs = p50_ms(times["appliance"][query]), p50_ms(times["prometheus"][query])
         worst = max(worst, ours / theirs)
-        print(f"{label:<28} {ours:>8.1f}ms {theirs:>9.1f}ms {ours / theirs:>6.2f}")
+        print(f"{label:<28} {ours:>8.1f}ms {theirs:>9.1f}ms {ours / theirs:>6.2f} "
+              f"{p50_ms(times['in process'][query]):>9.1f}ms")
     ours, theirs = p50_ms(totals["appliance"]), p50_ms(totals["prometheus"])
-    print(f"{'whole dashboard':<28} {ours:>8.1f}ms {theirs:>9.1f}ms {ours / theirs:>6.2f}")
+    print(f"{'whole dashboard':<28} {ours:>8.1f}ms {theirs:>9.1f}ms {ours / theirs:>6.2f} "
+          f"{p50_ms(totals['in process']):>9.1f}ms")
     print(f"targets: dashboard < 100 ms ({'met' if ours < 100 else 'NOT met'}), "
           f"no query > 2x Prometheus (worst {worst:.2f}x: "
           f"{'met' if worst <= 2 else 'NOT met'})")

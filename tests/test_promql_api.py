@@ -11,6 +11,7 @@ import json
 import subprocess
 import time
 
+import numpy as np
 import pytest
 import requests
 
@@ -194,3 +195,35 @@ def test_series_are_named_and_labelled_exactly_as_on_metrics(served):
                           params={"match[]": '{__name__=~".+"}'}).json()["data"]
     assert len(series) == len(scraped) == 12
     assert {frozenset(s.items()) for s in series} == scraped
+
+
+def test_best_granularity_follows_step_and_retention():
+    from appliance.api.promql_source import best_granularity
+    from appliance.storage.policy import BUILTIN_POLICIES
+
+    high, now = BUILTIN_POLICIES["high"], 10**9
+    assert best_granularity(high, now - 600, 1, now) == 1
+    assert best_granularity(high, now - 600, 30, now) == 1  # 60 s would be coarser than step
+    assert best_granularity(high, now - 600, 60, now) == 60
+    assert best_granularity(high, now - 2 * 3600, 1, now) == 60  # 1 s kept for 1 h only
+    assert best_granularity(high, now - 30 * 86400, 60, now) == 3600
+    assert best_granularity(high, now - 2 * 365 * 86400, 60, now) == 3600
+
+
+def test_a_range_beyond_retention_reads_only_what_is_kept(store):
+    from appliance.api.promql_source import StoreSource
+    from appliance.promql import Matcher
+
+    load(store, fleet_samples(2, 30, time.time() - 60))
+    source = StoreSource(store)
+    series = source.select([Matcher("__name__", "=", "disk_usage")])
+    now = time.time()
+    blocks, warnings = source.read(series, "max", now - 3650 * 86400, now + 86400, 60)
+    assert set(warnings) == {
+        "medium policy: served from 3600 s buckets, coarser than the step of 60 s"}
+    assert len(blocks) == 1
+    # medium: 60 s buckets kept 7 days; nothing older or newer is allocated
+    assert blocks[0].granularity == 3600 and blocks[0].values.shape[1] <= 365 * 24 + 3
+    blocks, _ = source.read(series, "max", now - 3600, now + 86400, 60)
+    assert blocks[0].granularity == 60 and blocks[0].values.shape[1] <= 63
+    assert (~np.isnan(blocks[0].values)).sum(axis=1).tolist() == [30, 30]

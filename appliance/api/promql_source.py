@@ -97,6 +97,7 @@ class StoreSource:
         measures.flush_many(self.store, metrics)
         policies = self.store.index.policies_for({m.archive_policy_name for m in metrics})
         by_grain: dict[tuple[int, str], list[int]] = {}
+        kept: dict[int, int] = {}  # granularity -> the longest any of these policies keeps it
         warnings = []
         for i, m in enumerate(metrics):
             policy = policies[m.archive_policy_name]
@@ -106,10 +107,13 @@ class StoreSource:
                                 f"coarser than the step of {step:g} s")
             aggregation = method if method in policy.aggregation_methods else "mean"
             by_grain.setdefault((g, aggregation), []).append(i)
+            span = next(item.timespan for item in policy.definition if item.granularity == g)
+            kept[g] = max(kept.get(g, 0), span)
         blocks = []
         for (g, aggregation), rows in by_grain.items():
-            first = math.floor(start / g) * g - g
-            count = max(0, math.floor(stop / g) * g - first) // g + 1
+            # Only what the archive can hold is allocated, whatever range was asked.
+            first = math.floor(max(start, self.now - kept[g] - g) / g) * g - g
+            count = max(0, (math.floor(min(stop, self.now) / g) * g - first) // g + 1)
             values = np.full((len(rows), int(count)), np.nan)
             for r, i in enumerate(rows):
                 times, vals = measures.read(self.store, metrics[i], aggregation, g, first,
