@@ -17,6 +17,7 @@ dashboard < 100 ms, no query > 2x Prometheus.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def main() -> None:
     ours, theirs = p50_ms(totals["appliance"]), p50_ms(totals["prometheus"])
     print(f"{'whole dashboard':<28} {ours:>8.1f}ms {theirs:>9.1f}ms {ours / theirs:>6.2f} "
           f"{p50_ms(totals['in process']):>9.1f}ms")
+    print(f"1-minute load average at the end: {os.getloadavg()[0]:.2f} (2 cores)")
     print(f"targets: dashboard < 100 ms ({'met' if ours < 100 else 'NOT met'}), "
           f"no query > 2x Prometheus (worst {worst:.2f}x: "
           f"{'met' if worst <= 2 else 'NOT met'})")
