@@ -112,7 +112,7 @@ class StoreSource:
         blocks = []
         for (g, aggregation), rows in by_grain.items():
             # Only what the archive can hold is allocated, whatever range was asked.
-            first = math.floor(max(start, self.now - kept[g] - g) / g) * g - g
+            first = math.floor(max(start, self.now - kept[g] - g) / g) * g - 2 * g
             count = max(0, (math.floor(min(stop, self.now) / g) * g - first) // g + 1)
             values = np.full((len(rows), int(count)), np.nan)
             for r, i in enumerate(rows):

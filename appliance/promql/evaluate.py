@@ -3,7 +3,7 @@
 How buckets stand in for samples (README, "Prometheus query API", says the same):
 
 - a gauge bucket labelled ``L`` is a sample at ``L``: an instant selector at ``t`` takes the
-  newest known bucket in ``[t - lookback, t]`` (5 minutes, or one bucket if coarser), and
+  newest known bucket in ``[t - lookback, t]`` (5 minutes, or two buckets if longer), and
   ``*_over_time(x[r])`` the buckets in ``[t - r, t]``, as Prometheus 2.42 takes samples;
 - a counter is stored as a per-second rate (RRD DERIVE); its bucket ``L`` is the rate over
   ``(L - g, L]``, so ``rate(x[r])`` is the mean of the buckets whose interval lies inside
@@ -126,7 +126,9 @@ def _instant_selector(sel: Selector, ctx: Context) -> Vector:
     times = ctx.times - sel.offset
     out = np.full((len(series), len(times)), np.nan)
     for b in blocks:
-        lookback = max(LOOKBACK, b.granularity)
+        # At the live edge the newest bucket completes one granularity late: two buckets
+        # back keep a coarse archive's series from blinking out between completions.
+        lookback = max(LOOKBACK, 2 * b.granularity)
         lo, hi = windows.bounds(b.first, b.granularity, b.values.shape[1], times - lookback,
                                 times)
         out[b.rows] = windows.last(b.values, lo, hi)

@@ -36,7 +36,7 @@ class Source(Protocol):
 
     def read(self, series: Sequence[SeriesInfo], method: str, start: float, stop: float,
              step: float) -> tuple[list[Block], list[str]]:
-        """Buckets labelled in ``[start - g, stop]`` at the granularity best serving
+        """Buckets labelled in ``[start - 2g, stop]`` at the granularity best serving
         ``step``, and warnings (a coarser granularity than ``step``)."""
 
 
