@@ -227,3 +227,17 @@ def test_a_range_beyond_retention_reads_only_what_is_kept(store):
     blocks, _ = source.read(series, "max", now - 3600, now + 86400, 60)
     assert blocks[0].granularity == 60 and blocks[0].values.shape[1] <= 64
     assert (~np.isnan(blocks[0].values)).sum(axis=1).tolist() == [30, 30]
+
+
+def test_a_selector_matching_gauges_and_counters_keeps_the_readable_ones(served):
+    server, admin, _reader = served
+    r = requests.post(f"{server.url}/api/v1/query", timeout=10,
+                      headers={"Authorization": f"Bearer {admin}"},
+                      data={"query": '{host_name="host1"}', "time": time.time() - 60})
+    body = r.json()
+    assert r.status_code == 200
+    assert sorted(x["metric"]["__name__"] for x in body["data"]["result"]) == [
+        "disk_free", "disk_usage"]
+    assert body["warnings"] == ["1 series left out: disk_device_read_bytes_total is a "
+                                "counter, stored as a rate: read it with rate(), irate() or "
+                                "increase()"]

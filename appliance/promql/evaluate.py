@@ -103,15 +103,19 @@ def _vector(node: object, ctx: Context, where: str) -> Vector:
 def _select(sel: Selector, ctx: Context, counters: bool, method: str, back: float
             ) -> tuple[list[SeriesInfo], list[Block]]:
     """The selected series and their buckets covering ``back`` seconds before each time."""
-    series = ctx.source.select(sel.matchers)
-    wrong = [s for s in series if s.counter != counters]
-    if wrong:
-        name = wrong[0].labels.get("__name__", "?")
+    found = ctx.source.select(sel.matchers)
+    series = [s for s in found if s.counter == counters]
+    if len(series) < len(found):
+        name = next(s for s in found if s.counter != counters).labels.get("__name__", "?")
         if counters:
-            raise Unsupported(f"rate(), irate() and increase() need a counter (a *_total "
-                              f"series); {name} is a gauge")
-        raise Unsupported(f"{name} is a counter, stored as a rate: read it with rate(), "
-                          "irate() or increase()")
+            problem = (f"rate(), irate() and increase() need a counter (a *_total series); "
+                       f"{name} is a gauge")
+        else:
+            problem = (f"{name} is a counter, stored as a rate: read it with rate(), irate() "
+                       "or increase()")
+        if not series:  # nothing this selector can give: say why
+            raise Unsupported(problem)
+        ctx.warnings.append(f"{len(found) - len(series)} series left out: {problem}")
     if not series:
         return [], []
     times = ctx.times - sel.offset
