@@ -25,10 +25,12 @@ from tests.conftest import free_port, wait_for
 STEP = 60
 
 
-def fleet_samples(disks: int, points: int, end: float, seed: int = 7) -> PollResult:
+def fleet_samples(disks: int, points: int, end: float, seed: int = 7, offset: int = 0,
+                  walk: bool = False) -> PollResult:
     """``disks`` host disks on 4 hosts, each with gauges ``disk.usage`` and ``disk.free`` and
-    counter ``disk.device.read.bytes``, one sample a minute on minute boundaries up to
-    ``end`` (so every bucket holds exactly one sample)."""
+    counter ``disk.device.read.bytes``, one sample a minute up to ``end``, ``offset``
+    seconds after each minute (0: on bucket boundaries, every bucket holds one sample).
+    Gauges are uniformly random, or with ``walk`` a random walk moving at most 1 a step."""
     rng = random.Random(seed)
     last = int(end) // STEP * STEP
     first = last - (points - 1) * STEP
@@ -37,13 +39,16 @@ def fleet_samples(disks: int, points: int, end: float, seed: int = 7) -> PollRes
         res = Resource.from_key("host_disk", f"bench://disk/{d}",
                                 {"device_name": f"sd{d:03d}", "host_name": f"host{d % 4}"})
         counter = rng.randrange(10**6, 10**9)
+        usage, free = rng.uniform(20, 80), rng.uniform(100, 400)
         for k in range(points):
-            t = float(first + k * STEP)
+            t = float(first + k * STEP + offset)
             counter += rng.randrange(0, 5 * 10**6)
-            samples.append(Sample(res, "disk.usage", "%", Kind.GAUGE,
-                                  round(rng.uniform(0, 100), 3), t))
-            samples.append(Sample(res, "disk.free", "GB", Kind.GAUGE,
-                                  round(rng.uniform(1, 500), 3), t))
+            if walk:
+                usage, free = usage + rng.uniform(-1, 1), free + rng.uniform(-1, 1)
+            else:
+                usage, free = rng.uniform(0, 100), rng.uniform(1, 500)
+            samples.append(Sample(res, "disk.usage", "%", Kind.GAUGE, round(usage, 3), t))
+            samples.append(Sample(res, "disk.free", "GB", Kind.GAUGE, round(free, 3), t))
             samples.append(Sample(res, "disk.device.read.bytes", "B", Kind.CUMULATIVE,
                                   counter, t))
     return PollResult(samples)
