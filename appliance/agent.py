@@ -15,10 +15,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from appliance import gcpolicy
 from appliance.model import PollResult, TargetReport
 from appliance.pollsters.base import Pollster
+from appliance.storage.errors import is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,12 @@ class Agent:
         return TargetReport(self.pollster.source, "*", started, time.time() - started, error=why)
 
     def deliver(self, result: PollResult) -> None:
-        """Write a result to every sink; keep it for a retry if a sink is unreachable."""
+        """Write a result to every sink; keep it for a retry if a sink is unreachable.
+
+        A store that is down or a disk that is full is reported on every target of the
+        result ("disk full: ..." / "store unavailable: ..."), so the status page names the
+        problem per source while the backlog waits.
+        """
         self._backlog.append(result)
         while self._backlog:
             pending = self._backlog[0]
@@ -91,14 +98,24 @@ class Agent:
                 for sink in self.sinks:
                     sink(pending)
             except OSError as exc:
+                problem = "disk full" if is_disk_full(exc) else "store unavailable"
                 log.warning(
-                    "source=%s write_failed error=%s (will retry)", self.pollster.source, exc
+                    "source=%s write_failed problem=%s backlog=%d error=%s (will retry)",
+                    self.pollster.source, problem, len(self._backlog), exc,
                 )
                 del self._backlog[:-MAX_BACKLOG]
+                self._record([replace(r, error=f"{problem}: {exc}") for r in result.reports])
                 return
             self._backlog.pop(0)
-        if self.record_health and result.reports:
-            self.record_health(result.reports)
+        self._record(result.reports)
+
+    def _record(self, reports: list[TargetReport]) -> None:
+        if not (self.record_health and reports):
+            return
+        try:
+            self.record_health(reports)
+        except Exception as exc:  # the index may be what is failing (a full disk)
+            log.debug("source=%s health not recorded: %s", self.pollster.source, exc)
 
     def cycle(self) -> None:
         """Poll once, deliver, log each target's outcome."""

@@ -77,6 +77,7 @@ def check_config(file: Path, quiet: bool) -> None:
 def run(config_path: Path | None, data_dir: Path | None) -> None:
     """Run every process under supervisord in the foreground until SIGTERM or Ctrl-C."""
     from appliance import supervise, tokens
+    from appliance.index.schema import SchemaTooNew
     from appliance.store import Store
 
     if config_path is not None:
@@ -100,7 +101,11 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
     if shutil.which("rrdcached") is None:
         click.echo("appliance: rrdcached is not installed (apt-get install rrdcached)", err=True)
         sys.exit(1)
-    store = Store(settings)  # creates the index, runs migrations, seeds policies
+    try:
+        store = Store(settings)  # creates the index, runs migrations, seeds policies
+    except SchemaTooNew as exc:
+        click.echo(f"appliance: {settings.data_dir}: {exc}", err=True)
+        sys.exit(1)
     token = tokens.ensure_admin_token(settings, store.index)
     store.close()
     if token:
@@ -300,6 +305,52 @@ def token_revoke(settings: Settings, name: str) -> None:
         sys.exit(1)
 
 
+@main.command()
+@config_option
+@data_dir_option
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+def backup(config_path: Path | None, data_dir: Path | None, archive: Path) -> None:
+    """Write one consistent archive of the (running or stopped) appliance to ARCHIVE."""
+    from appliance.backup import BackupError
+    from appliance.backup import backup as make_backup
+
+    settings = load_settings(config_path, data_dir)
+    started = time.monotonic()
+    try:
+        manifest = make_backup(settings, archive)
+    except (BackupError, OSError) as exc:
+        click.echo(f"appliance: backup failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"appliance: {len(manifest['files'])} files of {settings.data_dir} backed up to "
+        f"{archive} ({archive.stat().st_size} bytes) in {time.monotonic() - started:.1f} s",
+        err=True,
+    )
+
+
+@main.command()
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="A new or empty directory to restore into.")
+def restore(archive: Path, data_dir: Path) -> None:
+    """Restore ARCHIVE (made by `appliance backup`) into a new data dir."""
+    from appliance.backup import BackupError
+    from appliance.backup import restore as unpack
+
+    setup_logging("info")
+    try:
+        manifest = unpack(archive, data_dir.resolve())
+    except (BackupError, OSError) as exc:
+        click.echo(f"appliance: restore refused: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"appliance: restored {len(manifest['files'])} files (appliance "
+        f"{manifest['appliance_version']}) into {data_dir}; start it with "
+        f"appliance run --data-dir {data_dir}",
+        err=True,
+    )
+
+
 @main.command(hidden=True)
 @config_option
 @data_dir_option
@@ -308,7 +359,10 @@ def rrdcached(config_path: Path | None, data_dir: Path | None) -> None:
     from appliance.storage.daemon import prepare, rrdcached_argv
 
     settings = load_settings(config_path, data_dir)
-    prepare(settings)
+    try:
+        prepare(settings)
+    except Exception:  # a replay problem is never a reason to stay down
+        log.exception("preparing rrdcached's start failed; starting it anyway")
     argv = rrdcached_argv(settings)
     os.execvp(argv[0], argv)
 

@@ -7,14 +7,19 @@ a steady poll costs no SQL), then writes every point in one rrdcached batch.
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from appliance.config import Settings
 from appliance.index import Index
 from appliance.model import Metric, PollResult
+from appliance.storage.daemon import wal_retention
+from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
 from appliance.storage.measures import Measures, Rejected, WriteOutcome
 from appliance.storage.policy import make_policy
 from appliance.storage.rrdcached import RrdcachedClient
@@ -31,6 +36,18 @@ class WriteResult:
     rejected: list[Rejected] = field(default_factory=list)
     resources_written: int = 0
     metrics: dict[tuple[str, str], Metric] = field(default_factory=dict)
+
+
+@contextmanager
+def disk_full_named(what: str) -> Iterator[None]:
+    """Turn SQLite's "database or disk is full" into :class:`DiskFull` (SQLite has already
+    rolled the transaction back, so the index stays whole)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if is_disk_full(exc):
+            raise DiskFull(what, exc) from exc
+        raise
 
 
 def configured_policies(settings: Settings):
@@ -61,7 +78,7 @@ class Store:
                     for r in settings.archive_policy_rules
                 ],
             )
-        retention = settings.storage.write_delay + settings.storage.write_jitter + 120
+        retention = wal_retention(settings)
         self.client = RrdcachedClient(settings.rrdcached_socket)
         self._counts: Counter[str] = Counter()
         self._counted_at = time.monotonic()
@@ -75,7 +92,16 @@ class Store:
         self.index.close()
 
     def write(self, result: PollResult) -> WriteResult:
-        """Persist a poll: resources (with history), metrics, then measures."""
+        """Persist a poll: resources (with history), metrics, then measures.
+
+        Raises :class:`DiskFull` or :class:`StoreUnavailable` (both ``OSError``) when the
+        data dir has no room or rrdcached is unreachable; nothing of the poll is then
+        acknowledged, and an agent keeps it for the next try.
+        """
+        with disk_full_named("write the resource index"):
+            return self._write(result)
+
+    def _write(self, result: PollResult) -> WriteResult:
         now = time.time()
         resources = {s.resource.id: s.resource for s in result.samples}
         resources.update((r.id, r) for r in result.resources)
@@ -107,8 +133,24 @@ class Store:
             self.flush_counters()
         return outcome
 
+    def health(self) -> dict:
+        """Whether writes can be acknowledged now: rrdcached's answer and the disk's room."""
+        try:
+            self.client.command("PING")
+            rrdcached, error = "up", None
+        except StoreUnavailable as exc:
+            rrdcached, error = "unreachable", str(exc)
+        usage = shutil.disk_usage(self.settings.data_dir)
+        return {
+            "rrdcached": rrdcached,
+            "error": error,
+            "disk_free_bytes": usage.free,
+            "disk_total_bytes": usage.total,
+        }
+
     def flush_counters(self) -> None:
         """Move this process's counts into the index (shared with the API and status page)."""
-        self.index.add_counters(self._counts)
+        with disk_full_named("write the resource index"):
+            self.index.add_counters(self._counts)
         self._counts.clear()
         self._counted_at = time.monotonic()

@@ -109,7 +109,7 @@ def render(settings: Settings, config_path: Path | None, to_syslog: bool = False
     cp["supervisorctl"] = {"serverurl": f"unix://{run / 'supervisor.sock'}"}
     for prog in programs(settings, config_path):
         section = {
-            "command": shlex.join(prog.argv),
+            "command": shlex.join([sys.executable, "-m", "appliance.lifeline", *prog.argv]),
             "priority": str(prog.priority),
             "autostart": "true",
             "autorestart": "true",

@@ -120,6 +120,10 @@ MIGRATIONS: list[str] = [
 ]
 
 
+class SchemaTooNew(RuntimeError):
+    """The index was written by a newer appliance: this one must not touch it."""
+
+
 def current_version(conn: sqlite3.Connection) -> int:
     conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -136,9 +140,10 @@ def migrate(conn: sqlite3.Connection) -> int:
     try:
         version = current_version(conn)
         if version > len(MIGRATIONS):
-            raise RuntimeError(
+            raise SchemaTooNew(
                 f"index schema version {version} is newer than this appliance knows "
-                f"({len(MIGRATIONS)}): refusing to downgrade"
+                f"({len(MIGRATIONS)}): it was written by a newer version; refusing to "
+                f"downgrade (run that version, or restore a backup made by this one)"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in script.split(";"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,7 @@ from pathlib import Path
 import rrdtool
 
 from appliance.model import Kind, Metric
+from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
 from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
 from appliance.storage.rrdcached import RrdcachedClient
 from appliance.storage.wal import WriteAheadLog
@@ -111,26 +113,35 @@ class Measures:
         ).is_file()
 
     def _create(self, metric: Metric, policy: ArchivePolicy, first_ts: float) -> float | None:
-        """Create the metric's file; return its start, or None if another process made it."""
+        """Create the metric's file; return its start, or None if another process made it.
+
+        The file is built under a temporary name and linked into place, so a crash or a full
+        disk never leaves a half-written RRD where the metric's file belongs.
+        """
         path = self.path(metric.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
         ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
         # The bucket of the oldest measure (first_ts is already shifted by one step) begins
         # the file, so a lone measure at any second is read back in its own bucket.
         start = (int(first_ts) - policy.step) // policy.step * policy.step
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             rrdtool.create(
-                str(path),
+                str(tmp),
                 "--start", str(start),
                 "--step", str(policy.step),
-                "--no-overwrite",
                 f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U",
                 *policy.rras(),
             )
-        except rrdtool.OperationalError:
-            if not path.is_file():
-                raise
+            os.link(tmp, path)  # fails if another process created it first
+        except FileExistsError:
             return None
+        except (OSError, rrdtool.OperationalError) as exc:
+            if is_disk_full(exc):
+                raise DiskFull(f"create the file of metric {metric.id}", exc) from exc
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
         return float(start)
 
     def _open(
@@ -276,9 +287,13 @@ class Measures:
             lines.append(p.series.command + " " + " ".join(p.texts[start:]))
             owners.append((p, start, len(p.texts)))
         payload = ("\n".join(lines) + "\n").encode()
-        if self.wal is not None:
-            self.wal.append(payload)
-        errors = self.client.send_batch(payload)
+        logged = self.wal.append(payload) if self.wal is not None else -1
+        try:
+            errors = self.client.send_batch(payload)
+        except StoreUnavailable:
+            if self.wal is not None:
+                self.wal.retract(logged)
+            raise
         retry: list[_Pending] = []
         if not errors:  # the usual answer
             for p in pending:

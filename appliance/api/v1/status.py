@@ -29,6 +29,8 @@ def status():
                 "metrics": counts["metrics"],
                 "counters": store.index.counters(),
                 "sources": store.index.source_status(),
+                # Live, not stored: an outage shows here while it lasts.
+                "store": store.health(),
             },
         }
     )
