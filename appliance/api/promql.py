@@ -32,6 +32,8 @@ MAX_POINTS = 11000
 #: The Prometheus release whose API this one follows (Grafana reads it from buildinfo).
 API_VERSION = "2.42.0"
 BOTH = ("GET", "POST")
+#: An instant query reads the archive that would serve a range query at this step.
+INSTANT_STEP = 60.0
 
 
 class BadData(Exception):
@@ -141,7 +143,7 @@ def _stamp(t: float) -> float | int:
 def query() -> Response:
     plan = _plan(_param("query"))
     t = _time("time", time.time())
-    value, warnings = _run(plan, np.array([t]), 60.0)
+    value, warnings = _run(plan, np.array([t]), INSTANT_STEP)
     stamp = _stamp(t)
     if isinstance(value, Scalar):
         return _success({"resultType": "scalar", "result": [stamp, _fmt(float(value.values[0]))]},
