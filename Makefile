@@ -16,7 +16,7 @@ RUN_PACKAGES := python3 python3-venv python3-dev gcc pkg-config librrd-dev rrdto
 # What the tests need besides: real agents, a real hypervisor, a real browser, lint tools.
 TEST_PACKAGES := snmpd snmp libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu \
 	qemu-system-x86 qemu-utils chromium fonts-dejavu-core packer mmdebstrap ruby fdisk curl \
-	openssh-client prometheus
+	openssh-client systemd prometheus
 
 .PHONY: run test lint screenshots bench deps-run deps-test venv venv-run image image-test clean
 

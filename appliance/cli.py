@@ -16,6 +16,7 @@ import click
 
 from appliance import config as config_mod
 from appliance.config import ConfigError, Settings
+from appliance.pollsters import SOURCES
 
 log = logging.getLogger("appliance")
 
@@ -132,7 +133,7 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
 @main.command()
 @config_option
 @data_dir_option
-@click.option("--source", required=True, type=click.Choice(["host", "sensors", "libvirt", "snmp"]))
+@click.option("--source", required=True, type=click.Choice(list(SOURCES)))
 @click.option("--once", is_flag=True, help="Poll once, print what was collected, write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: print JSON.")
 @click.option("--target", "target_names", multiple=True, help="Only these targets (SNMP).")

@@ -267,6 +267,18 @@ class Settings(_Section):
     def rrdcached_socket(self) -> Path:
         return self.run_dir / "rrdcached.sock"
 
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.run_dir / "supervisor.sock"
+
+    def enabled_sources(self) -> list[str]:
+        """Sources switched on (SNMP only when it has targets), each polled by one agent."""
+        p = self.pollsters
+        on = [name for name in ("host", "sensors", "libvirt") if getattr(p, name).enabled]
+        if p.snmp.enabled and p.snmp.targets:
+            on.append("snmp")
+        return on
+
 
 def _key_path(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"

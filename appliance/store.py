@@ -15,13 +15,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from appliance.aggregation import Series
 from appliance.config import Settings
 from appliance.index import Index
-from appliance.model import Metric, PollResult
+from appliance.model import Metric, PollResult, make_policy
 from appliance.storage.daemon import wal_retention
 from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
 from appliance.storage.measures import Measures, Rejected, WriteOutcome
-from appliance.storage.policy import make_policy
 from appliance.storage.rrdcached import RrdcachedClient
 from appliance.storage.wal import WriteAheadLog
 
@@ -136,7 +138,7 @@ class Store:
     def health(self) -> dict:
         """Whether writes can be acknowledged now: rrdcached's answer and the disk's room."""
         try:
-            self.client.command("PING")
+            self.measures.ping()
             rrdcached, error = "up", None
         except StoreUnavailable as exc:
             rrdcached, error = "unreachable", str(exc)
@@ -147,6 +149,55 @@ class Store:
             "disk_free_bytes": usage.free,
             "disk_total_bytes": usage.total,
         }
+
+    # --- reads: every caller asks by metric; only the storage package touches files -------
+
+    def flush_many(self, metrics: Iterable[Metric]) -> None:
+        """Make every acknowledged write of these metrics readable, in one rrdcached batch."""
+        self.measures.flush_many(m.id for m in metrics)
+
+    def read(
+        self,
+        metric: Metric,
+        aggregation: str,
+        granularity: int,
+        start: float | None,
+        stop: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bucket starts and values (NaN where unknown) of one metric; the caller flushed it."""
+        return self.measures.read(metric, aggregation, granularity, start, stop,
+                                  self.index.policy)
+
+    def read_series(
+        self,
+        wanted: Sequence[tuple[Metric, str, tuple[str, str]]],
+        granularity: int,
+        start: float | None,
+        stop: float | None,
+    ) -> list[Series]:
+        """One :class:`Series` per ``(metric, aggregation, key)`` at one granularity."""
+        return [
+            Series(key, float(granularity),
+                   *self.read(metric, aggregation, granularity, start, stop))
+            for metric, aggregation, key in wanted
+        ]
+
+    def rrdcached_stats(self) -> dict[str, int]:
+        return self.measures.daemon_stats()
+
+    # --- deletions: the row and the file go together ---------------------------------------
+
+    def delete_metric(self, metric_id: str) -> None:
+        """Delete a metric's row, then its file (NotFound if there is no such metric)."""
+        self.index.delete_metric(metric_id)
+        self.measures.delete(metric_id)
+
+    def delete_resource(self, resource_id: str) -> list[str]:
+        """Delete a resource with its metrics' rows and files; returns the metric ids."""
+        ids = self.index.delete_resource(resource_id)
+        for metric_id in ids:
+            self.measures.delete(metric_id)
+        return ids
 
     def flush_counters(self) -> None:
         """Move this process's counts into the index (shared with the API and status page)."""

@@ -1,8 +1,9 @@
 """The supervisord config that ``appliance run`` renders into the data dir.
 
-One supervisor runs every process: rrdcached first, then the API and one agent per enabled
-source kind (and the alarm evaluator). Children log to supervisord's stdout, so under
-systemd everything lands in the journal and under ``make run`` in the terminal.
+One supervisor runs every process: rrdcached first, then the API, one agent per enabled
+source kind and the alarm evaluator (a plain list, :func:`programs`). Children log to
+supervisord's stdout, so under systemd everything lands in the journal and under ``make run``
+in the terminal.
 """
 
 from __future__ import annotations
@@ -13,12 +14,10 @@ import os
 import shlex
 import stat
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Settings
-from appliance.pollsters import enabled_sources
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,11 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     ]
     out += [
         Program(f"poll-{source}", _appliance("poll", "--source", source, *common), 30)
-        for source in enabled_sources(settings)
+        for source in settings.enabled_sources()
     ]
-    out += [p for extra in EXTRA_PROGRAMS for p in extra(settings, common)]
+    if settings.alarms.enabled:
+        out.append(Program("alarm-evaluator", _appliance("alarms", *common), 40))
     return out
-
-
-#: Further process kinds (the alarm evaluator) register a function here.
-EXTRA_PROGRAMS: list[Callable[[Settings, list[str]], list[Program]]] = []
 
 
 def stdout_is_socket() -> bool:
@@ -102,11 +98,11 @@ def render(settings: Settings, config_path: Path | None, to_syslog: bool = False
         "directory": str(settings.data_dir),
         "identifier": "appliance",
     }
-    cp["unix_http_server"] = {"file": str(run / "supervisor.sock"), "chmod": "0700"}
+    cp["unix_http_server"] = {"file": str(settings.supervisor_socket), "chmod": "0700"}
     cp["rpcinterface:supervisor"] = {
         "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
     }
-    cp["supervisorctl"] = {"serverurl": f"unix://{run / 'supervisor.sock'}"}
+    cp["supervisorctl"] = {"serverurl": f"unix://{settings.supervisor_socket}"}
     for prog in programs(settings, config_path):
         section = {
             "command": shlex.join([sys.executable, "-m", "appliance.lifeline", *prog.argv]),
@@ -132,11 +128,3 @@ def render(settings: Settings, config_path: Path | None, to_syslog: bool = False
     cp.write(buf)
     return buf.getvalue()
 
-
-def socket_path(settings: Settings) -> Path:
-    return settings.run_dir / "supervisor.sock"
-
-
-from appliance.alarms.process import programs as _alarm_programs  # noqa: E402
-
-EXTRA_PROGRAMS.append(_alarm_programs)

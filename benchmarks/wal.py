@@ -10,6 +10,7 @@ start runs (and the one after a clean stop, when the files already hold everythi
 baseline is librrd writing the same values straight into the same number of files.
 
     .venv/bin/python benchmarks/wal.py [--metrics 1000] [--interval 10]
+    .venv/bin/python benchmarks/wal.py --soak 3600     # the same in real time, for an hour
 """
 
 from __future__ import annotations
@@ -44,7 +45,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--metrics", type=int, default=1000)
     parser.add_argument("--interval", type=int, default=10)
+    parser.add_argument("--soak", type=int, default=0,
+                        help="write in real time for this many seconds, printing the size")
     args = parser.parse_args()
+    if args.soak:
+        soak(args.metrics, args.interval, args.soak)
+        return
     per = 10
     resources = [Resource.from_key("host_disk", f"bench://d{i}", {"device_name": f"d{i}"})
                  for i in range(args.metrics // per)]
@@ -94,6 +100,32 @@ def main() -> None:
         baseline = time.perf_counter() - started
         print(f"raw rrdtool, same values: {baseline:.2f} s; replay / raw = "
               f"{report.seconds / baseline:.2f}")
+
+
+def soak(metrics: int, interval: int, seconds: int) -> None:
+    """A steady appliance's write path in real time: the WAL's size each minute."""
+    per = 10
+    resources = [Resource.from_key("host_disk", f"soak://d{i}", {"device_name": f"d{i}"})
+                 for i in range(metrics // per)]
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = config.parse({"data_dir": str(Path(tmp) / "d")})
+        wal = settings.data_dir / "wal"
+        with rrdcached_process(settings):
+            store = Store(settings)
+            started = time.time()
+            largest = 0
+            k = 0
+            while time.time() - started < seconds:
+                store.write(cycle(resources, per, time.time()))
+                k += 1
+                size = sum(p.stat().st_size for p in wal.glob("*.wal"))
+                largest = max(largest, size)
+                if k % (60 // interval) == 0:
+                    print(f"{time.time() - started:6.0f} s: WAL {size / 2**20:.2f} MiB in "
+                          f"{len(list(wal.glob('*.wal')))} segments (largest so far "
+                          f"{largest / 2**20:.2f} MiB)", flush=True)
+                time.sleep(max(0.0, started + k * interval - time.time()))
+            store.close()
 
 
 if __name__ == "__main__":

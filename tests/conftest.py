@@ -16,6 +16,8 @@ from appliance.config import Settings
 from appliance.storage.daemon import prepare, rrdcached_argv
 from appliance.store import Store
 
+pytest_plugins = ["tests.noskip", "pytester"]
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -87,7 +87,7 @@ class Writer:
                 self.bad.append(f"503 without Retry-After or JSON error: {r.text[:200]}")
             return False
         if r.status_code // 100 != 2:
-            self.bad.append(f"{r.status_code}: {r.text[:300]}")
+            self.bad.append(f"{r.status_code}: {r.text[:1000]}")
             return False
         body = r.json()
         # A round whose earlier try lost its answer (a worker killed mid-request) may have

@@ -7,6 +7,7 @@ the store serves again by itself, and a client sees 2xx or 503, nothing else.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -227,15 +228,15 @@ def test_full_disk_is_507_per_write_and_everything_resumes(appliance_factory, tm
         def post(path: str, body) -> requests.Response:
             return requests.post(f"{app.url}{path}", json=body, headers=app.headers, timeout=10)
 
-        # Values for known metrics: the write-ahead log cannot take them.
-        for _ in range(400):  # the log's last page may still have room for a few
+        # Values for known metrics: the write-ahead log cannot take them (its last page may
+        # still have room for a few).
+        for _ in range(400):
             if not writer.push_once():
                 break
-        refused = post("/v1/batch/metrics/measures",
-                       {writer.metric_ids[0]: [{"timestamp": time.time(), "value": 1}]})
-        assert refused.status_code == 507, refused.text
-        assert "disk" in refused.json()["description"]
-        assert set(refused.json()) == {"title", "description", "code"}
+        assert writer.statuses.get("507"), writer.statuses
+        assert writer.bad[-1].startswith("507: ")
+        body = json.loads(writer.bad[-1][5:])
+        assert set(body) == {"title", "description", "code"} and "disk" in body["description"]
         # New resources and metrics: the index or the RRD file cannot take them.
         statuses = set()
         for i in range(30):

@@ -199,7 +199,7 @@ def test_series_are_named_and_labelled_exactly_as_on_metrics(served):
 
 def test_best_granularity_follows_step_and_retention():
     from appliance.api.promql_source import best_granularity
-    from appliance.storage.policy import BUILTIN_POLICIES
+    from appliance.model import BUILTIN_POLICIES
 
     high, now = BUILTIN_POLICIES["high"], 10**9
     assert best_granularity(high, now - 600, 1, now) == 1

@@ -40,8 +40,7 @@ def _policies(index: Index, type_: str, rule: dict[str, Any]) -> list[ArchivePol
     if type_ == "gnocchi_aggregation_by_metrics_threshold":
         return [_metric_policy(index, m) for m in rule["metrics"]]
     if type_ == "gnocchi_aggregation_by_resources_threshold":
-        if not index.query("SELECT 1 FROM resource_types WHERE name = ?",
-                           (rule["resource_type"],)):
+        if not index.resource_repo.type_exists(rule["resource_type"]):
             raise InvalidAlarm(f"resource type {rule['resource_type']} does not exist")
         try:
             compile_query(json.loads(rule["query"]))

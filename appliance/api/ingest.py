@@ -13,10 +13,11 @@ from typing import Any
 
 from flask import Response
 
-from appliance.api import get_store, jsonio
+from appliance.api import jsonio
 from appliance.api.errors import bad_param
 from appliance.api.params import MAX_TIMESTAMP, parse_timestamp
 from appliance.model import Metric
+from appliance.webcontext import get_store
 
 #: At most this many rejected measures are listed one by one (all are counted).
 MAX_REJECTED_LISTED = 1000

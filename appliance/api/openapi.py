@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint
 
 from appliance import __version__
-from appliance.api import jsonio
+from appliance.api import jsonio, v1
 
 bp = Blueprint("openapi", __name__)
 
@@ -395,13 +395,8 @@ PATHS: dict[str, Any] = {
 
 def document() -> dict[str, Any]:
     """The document; a v1 blueprint module may add ``OPENAPI_PATHS`` and ``OPENAPI_SCHEMAS``."""
-    import importlib
-
-    from appliance.api import V1_BLUEPRINTS
-
     paths, schemas = dict(PATHS), dict(SCHEMAS)
-    for name in V1_BLUEPRINTS:
-        module = importlib.import_module(name)
+    for module in v1.BLUEPRINT_MODULES:
         paths.update(getattr(module, "OPENAPI_PATHS", {}))
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     return {

@@ -6,8 +6,8 @@ value RRD keeps as the last update). Labels are the resource's id and type, the 
 the resource's attributes. The appliance's own health is under ``appliance_``: per source and
 target poll duration, errors and last success, the write counters, rrdcached's queue.
 
-Latest values come from ``rrdtool.lastupdate`` after one batched rrdcached flush, so thousands
-of metrics cost milliseconds, not a fetch each.
+Latest values come from the store's :meth:`~appliance.storage.measures.Measures.last_values`
+(one batched flush, then each file's header), so thousands of metrics cost milliseconds.
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ import json
 import re
 from collections.abc import Iterator
 
-import rrdtool
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from appliance.api import get_store
 from appliance.model import Kind
 from appliance.storage.rrdcached import RrdcachedError
 from appliance.store import Store
+from appliance.webcontext import get_store
 
 bp = Blueprint("prometheus", __name__)
 
@@ -87,23 +86,13 @@ class ApplianceCollector:
 
     def _meters(self) -> Iterator[Metric]:
         store = self.store
-        rows = store.index.query(
-            "SELECT m.id, m.name, m.unit, m.kind, m.resource_id, r.type, r.attributes"
-            " FROM metrics m LEFT JOIN resources r ON r.id = m.resource_id"
-            " WHERE m.name IS NOT NULL ORDER BY m.name, m.id"
-        )
-        rels = [(row, store.measures.relpath(row["id"])) for row in rows]
-        # A FLUSH of a file not created yet (no measure so far) fails alone in the batch.
-        store.client.batch([f"FLUSH {rel}" for _, rel in rels])
-        rrd_dir = str(store.measures.rrd_dir)
+        rows = store.index.metric_repo.named_with_resources()
+        values = store.measures.last_values([row["id"] for row in rows])
         families: dict[str, tuple[str, list]] = {}
-        for row, rel in rels:
-            try:
-                value = rrdtool.lastupdate(f"{rrd_dir}/{rel}")["ds"].get("v")
-            except rrdtool.OperationalError:
-                continue  # no measure yet
+        for row in rows:
+            value = values.get(row["id"])
             if value is None:
-                continue
+                continue  # no measure yet
             counter = row["kind"] == Kind.CUMULATIVE.value
             name = prometheus_name(row["name"])
             kind, samples = families.setdefault(name, ("counter" if counter else "gauge", []))
@@ -168,7 +157,7 @@ class ApplianceCollector:
 
     def _rrdcached(self) -> Iterator[Metric]:
         try:
-            stats = self.store.client.stats()
+            stats = self.store.rrdcached_stats()
         except (OSError, RrdcachedError):
             stats = None
         yield GaugeMetricFamily("appliance_rrdcached_up", "1 if rrdcached answered",

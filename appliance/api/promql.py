@@ -19,12 +19,12 @@ import promql_parser
 from flask import Blueprint, Response, request
 
 from appliance import __version__
-from appliance.api import get_store
 from appliance.api.prometheus import help_text
 from appliance.api.promql_source import StoreSource
 from appliance.promql import QueryError, Scalar, SeriesInfo, Unsupported, evaluate, parse
 from appliance.promql import format_query as pretty
 from appliance.promql.plan import Selector
+from appliance.webcontext import get_store
 
 bp = Blueprint("promql", __name__, url_prefix="/api/v1")
 #: Prometheus refuses a range query of more points per series than this.

@@ -1,9 +1,11 @@
 """The one place the PromQL evaluator meets the store: series selection and bucket reads.
 
-Selection asks the index for named metrics (:mod:`appliance.index.catalog`) and labels
-them exactly as ``/metrics`` does (:func:`appliance.api.prometheus.series_labels`); reads
-flush every selected file in one rrdcached batch and read each file's archive as an array
-(:mod:`appliance.api.series`). Kept thin so it can follow the storage API as it moves.
+Selection asks the index's metric repository for named metrics
+(:meth:`appliance.index.metrics.Metrics.named_with_resources`) and labels them exactly as
+``/metrics`` does (:func:`appliance.api.prometheus.series_labels`); reads go through the
+store's read API: every selected file flushed in one rrdcached batch
+(:meth:`~appliance.store.Store.flush_many`), then each metric's archive read as an array
+(:meth:`~appliance.store.Store.read`). Kept thin so it can follow the storage API as it moves.
 """
 
 from __future__ import annotations
@@ -16,12 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from appliance.api import series as measures
 from appliance.api.prometheus import exposed_name, series_labels
-from appliance.index.catalog import named_metrics
-from appliance.model import Kind, Metric
+from appliance.model import ArchivePolicy, Kind, Metric
 from appliance.promql import Block, Matcher, SeriesInfo
-from appliance.storage.policy import ArchivePolicy
 from appliance.store import Store
 
 
@@ -78,7 +77,8 @@ class StoreSource:
 
     def catalogue(self, name: str | None = None) -> list[SeriesInfo]:
         """Every named metric as a series (or those exposed as ``name``)."""
-        rows = named_metrics(self.store.index, None if name is None else _like(name))
+        rows = self.store.index.metric_repo.named_with_resources(
+            None if name is None else _like(name))
         out = []
         for row in rows:
             info = _series(*row)
@@ -94,7 +94,7 @@ class StoreSource:
     def read(self, series: Sequence[SeriesInfo], method: str, start: float, stop: float,
              step: float) -> tuple[list[Block], list[str]]:
         metrics: list[Metric] = [s.ref for s in series]  # type: ignore[misc]
-        measures.flush_many(self.store, metrics)
+        self.store.flush_many(metrics)
         policies = self.store.index.policies_for({m.archive_policy_name for m in metrics})
         by_grain: dict[tuple[int, str], list[int]] = {}
         kept: dict[int, int] = {}  # granularity -> the longest any of these policies keeps it
@@ -116,8 +116,7 @@ class StoreSource:
             count = max(0, (math.floor(min(stop, self.now) / g) * g - first) // g + 1)
             values = np.full((len(rows), int(count)), np.nan)
             for r, i in enumerate(rows):
-                times, vals = measures.read(self.store, metrics[i], aggregation, g, first,
-                                            stop + 1)
+                times, vals = self.store.read(metrics[i], aggregation, g, first, stop + 1)
                 if not len(times):
                     continue
                 at = int((times[0] - first) // g)

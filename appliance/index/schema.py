@@ -6,7 +6,7 @@ one transaction each. Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
-import sqlite3
+import sqlite_utils
 
 MIGRATIONS: list[str] = [
     # 1: resources, their attribute history, metrics, policies, tokens, source health.
@@ -124,21 +124,23 @@ class SchemaTooNew(RuntimeError):
     """The index was written by a newer appliance: this one must not touch it."""
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+def current_version(db: sqlite_utils.Database) -> int:
+    meta = db.table("meta")
+    meta.create({"key": str, "value": str}, pk="key", not_null={"value"}, if_not_exists=True)
+    rows = list(meta.rows_where("key = ?", ["schema_version"]))
+    return int(rows[0]["value"]) if rows else 0
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+def migrate(db: sqlite_utils.Database) -> int:
     """Run the migrations this file has not seen yet; return the resulting version.
 
     ``BEGIN IMMEDIATE`` makes concurrent openers (API workers, pollsters starting together)
     wait for each other instead of running a migration twice.
     """
+    conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = current_version(conn)
+        version = current_version(db)
         if version > len(MIGRATIONS):
             raise SchemaTooNew(
                 f"index schema version {version} is newer than this appliance knows "
@@ -149,11 +151,7 @@ def migrate(conn: sqlite3.Connection) -> int:
             for statement in script.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (str(number),),
-            )
+            db.table("meta").upsert({"key": "schema_version", "value": str(number)}, pk="key")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

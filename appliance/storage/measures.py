@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import rrdtool
 
 from appliance.model import Kind, Metric
+from appliance.storage import rrdread
 from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, rras
 from appliance.storage.rrdcached import RrdcachedClient
 from appliance.storage.wal import WriteAheadLog
 
@@ -131,7 +133,7 @@ class Measures:
                 "--start", str(start),
                 "--step", str(policy.step),
                 f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U",
-                *policy.rras(),
+                *rras(policy),
             )
             os.link(tmp, path)  # fails if another process created it first
         except FileExistsError:
@@ -329,8 +331,103 @@ class Measures:
                 retry.append(later)
         return retry
 
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless rrdcached answers now."""
+        self.client.command("PING")
+
     def flush(self, metric_id: str) -> None:
         self.client.flush(self.relpath(metric_id))
+
+    def flush_many(self, metric_ids: Iterable[str]) -> None:
+        """Make every acknowledged write of these metrics visible to readers, in one batch
+        (one round trip instead of one per metric); metrics without a file are skipped."""
+        self.client.batch([f"FLUSH {self.relpath(i)}" for i in metric_ids if self.exists(i)])
+
+    def read(
+        self,
+        metric: Metric,
+        aggregation: str,
+        granularity: int,
+        start: float | None,
+        stop: float | None,
+        policy_of: Callable[[str], ArchivePolicy],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bucket starts and values (NaN where unknown) of one metric; the caller flushed it.
+
+        The archive is read by :mod:`appliance.storage.rrdread` (numpy, no per-row Python),
+        falling back to :meth:`fetch` (``policy_of`` gives the policy) for a layout that
+        reader does not know.
+        """
+        cf = CF_FOR_AGGREGATION[aggregation]
+        try:
+            return rrdread.read(str(self.path(metric.id)), cf, granularity, start, stop)
+        except FileNotFoundError:
+            return np.empty(0), np.empty(0)
+        except rrdread.UnsupportedFile:
+            policy = policy_of(metric.archive_policy_name)
+            points = self.fetch(metric, policy, aggregation, granularity, start, stop,
+                                flush=False)
+            if not points:
+                return np.empty(0), np.empty(0)
+            times, values = np.array(points, dtype=float).T
+            return times, values
+
+    def last_values(self, metric_ids: Sequence[str]) -> dict[str, float]:
+        """The latest value of each metric that has one, after one batched flush.
+
+        ``rrdtool.lastupdate`` reads the file's header only, so thousands of metrics cost
+        milliseconds, not a fetch each. For a cumulative metric this is the raw counter.
+        """
+        # A FLUSH of a file not created yet (no measure so far) fails alone in the batch.
+        rels = [(i, self.relpath(i)) for i in metric_ids]
+        self.client.batch([f"FLUSH {rel}" for _, rel in rels])
+        rrd_dir = str(self.rrd_dir)
+        out = {}
+        for metric_id, rel in rels:
+            try:
+                value = rrdtool.lastupdate(f"{rrd_dir}/{rel}")["ds"].get(DS_NAME)
+            except rrdtool.OperationalError:
+                continue  # no measure yet
+            if value is not None:
+                out[metric_id] = value
+        return out
+
+    def last_update(self, metric_id: str) -> int | None:
+        """RRD time of the file's last update (one step after the newest measure's
+        timestamp, see the module docstring); None without a file."""
+        path = self.path(metric_id)
+        return rrdtool.last(str(path)) if path.is_file() else None
+
+    def xport(
+        self,
+        metric_id: str,
+        aggregation: str,
+        start: int,
+        stop: int,
+        step: int,
+        reach_back: int,
+        cdefs: Sequence[str],
+        exports: Sequence[str],
+    ) -> tuple[int, list[tuple[float | None, ...]]] | None:
+        """``rrdtool xport`` of CDEFs over the metric's series ``v``: ``(step, rows)``.
+
+        The DEF starts ``reach_back`` seconds before ``start`` (PREDICT and TREND read data
+        before the window). None when the metric has no file yet.
+        """
+        path = self.path(metric_id)
+        if not path.is_file():
+            return None
+        cf = CF_FOR_AGGREGATION[aggregation]
+        result = rrdtool.xport(
+            "--start", str(start), "--end", str(stop), "--step", str(step),
+            f"DEF:v={path}:{DS_NAME}:{cf}:step={step}:start={start - reach_back}",
+            *cdefs, *(f"XPORT:{name}" for name in exports),
+        )
+        return result["meta"]["step"], result["data"]
+
+    def daemon_stats(self) -> dict[str, int]:
+        """rrdcached's STATS counters (queue length, updates, flushes...)."""
+        return self.client.stats()
 
     def fetch(
         self,

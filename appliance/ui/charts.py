@@ -1,4 +1,5 @@
-"""One metric's chart as an SVG drawn by rrdtool from the metric's own RRD file.
+"""One metric's chart for the status page, drawn by the store's one graph renderer
+(:mod:`appliance.storage.graphs`, which the API's graphs use too).
 
 The archive policy decides the resolution: a range is drawn from the finest granularity
 whose archive still covers it (a day of a ``medium`` metric at 1 min, a year at 1 h).
@@ -9,17 +10,13 @@ Cumulative meters are stored as DERIVE, so the file already yields rates: their 
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from xml.sax.saxutils import escape
 
-import rrdtool
-
-from appliance.model import Kind, Metric
-from appliance.storage.measures import DS_NAME, Measures
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.model import ArchivePolicy, Metric
+from appliance.storage import graphs
+from appliance.storage.measures import Measures
 from appliance.ui.formatting import span
 
 #: The time-range selector: key -> (label, seconds).
@@ -45,6 +42,7 @@ STYLE = [
     "--color", "MGRID#CBD5E1", "--color", "FONT#334155", "--color", "AXIS#94A3B8",
     "--color", "ARROW#94A3B8",
 ]
+LOOK = graphs.Look("SVG", WIDTH, HEIGHT, tuple(STYLE), None, LINE, BAND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +56,7 @@ class Chart:
 
 def display_unit(metric: Metric) -> str:
     """The unit a chart shows: a rate for cumulative meters (stored as DERIVE)."""
-    unit = metric.unit or ""
-    if metric.kind is Kind.CUMULATIVE:
-        return f"{unit}/s" if unit else "/s"
-    return unit
+    return graphs.unit_label(metric)
 
 
 def granularity_for(policy: ArchivePolicy, seconds: int) -> int:
@@ -78,11 +73,6 @@ def step_label(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size} {name}"
     return f"{seconds} s"
-
-
-def _text(value: str) -> str:
-    """Literal text inside a GPRINT/COMMENT: rrdtool treats ``:`` and ``%`` specially."""
-    return value.replace("\\", "\\\\").replace(":", "\\:").replace("%", "%%")
 
 
 def aggregation_for(policy: ArchivePolicy) -> str:
@@ -106,43 +96,6 @@ def window(range_key: str, g: int, end: int, first: float) -> tuple[int, str]:
     return start, f"last {label} at {step_label(g)}"
 
 
-def graph_args(
-    path: Path, metric: Metric, policy: ArchivePolicy, g: int, start: int, end: int, legend: str
-) -> list[str]:
-    """The ``rrdtool graph`` arguments for one metric between ``start`` and ``end``."""
-    rrd = str(path).replace(":", "\\:")
-    unit = display_unit(metric)
-    cf = CF_FOR_AGGREGATION[aggregation_for(policy)]
-    args = [
-        "--imgformat", "SVG", "--start", str(start), "--end", str(end),
-        "--width", str(WIDTH), "--height", str(HEIGHT), "--step", str(g),
-        "--vertical-label", unit or " ", *STYLE,
-        f"DEF:line={rrd}:{DS_NAME}:{cf}:step={g}",
-    ]
-    # Below the finest step min = max = the line: a band would only add noise.
-    if {"min", "max"} <= set(policy.aggregation_methods) and g > policy.step:
-        args += [
-            f"DEF:lo={rrd}:{DS_NAME}:MIN:step={g}",
-            f"DEF:hi={rrd}:{DS_NAME}:MAX:step={g}",
-            "CDEF:band=hi,lo,-",
-            "LINE:lo",
-            f"AREA:band{BAND}:min–max:STACK",
-        ]
-    u = _text(unit)
-    args += [
-        f"LINE1.5:line{LINE}:{aggregation_for(policy)}",
-        "VDEF:last=line,LAST",
-        "VDEF:low=line,MINIMUM",
-        "VDEF:high=line,MAXIMUM",
-        f"GPRINT:last:now %.3lg %s{u}",
-        f"GPRINT:low:min %.3lg %s{u}",
-        f"GPRINT:high:max %.3lg %s{u}",
-        f"COMMENT:{_text(legend)}\\r",
-        "PRINT:last:%lf",
-    ]
-    return args
-
-
 def render(
     measures: Measures,
     metric: Metric,
@@ -154,28 +107,22 @@ def render(
     end = int(time.time() if now is None else now)
     label, seconds = RANGES[range_key]
     g = granularity_for(policy, seconds)
-    path = measures.path(metric.id)
+    aggregation = aggregation_for(policy)
     points: list[tuple[int, float]] = []
-    if path.is_file():
+    if measures.exists(metric.id):
         # If rrdcached is restarting, draw what the file holds rather than nothing.
         with contextlib.suppress(OSError):
             measures.flush(metric.id)
-        points = measures.fetch(
-            metric, policy, aggregation_for(policy), g, end - seconds, None, flush=False
-        )
+        points = measures.fetch(metric, policy, aggregation, g, end - seconds, None, flush=False)
     if not points:
         return Chart(placeholder(f"no data in the last {label}"), end - seconds, end, g, None)
-    # The store writes a measure one step after its timestamp (Gnocchi's bucket-start
-    # labels), so the newest bucket ends up to a step past now: the chart must reach it, or
-    # rrdtool reads the range as all unknown.
-    end = max(end, rrdtool.last(str(path)))
+    # The chart's end reaches the newest bucket, a step past the newest measure (the
+    # renderer's time convention), before the window is narrowed to a young metric's life.
+    end = graphs.reach(measures, metric, policy, end)
     start, legend = window(range_key, g, end, points[0][0])
-    out = rrdtool.graphv("-", *graph_args(path, metric, policy, g, start, end, legend))
-    try:
-        last: float | None = float(out.get("print[0]", "nan"))
-    except ValueError:
-        last = None
-    return Chart(out["image"], start, end, g, None if last is None or math.isnan(last) else last)
+    drawn = graphs.draw(measures, metric, policy, aggregation, start, end, LOOK, step=g,
+                        legend=legend, flush=False)
+    return Chart(drawn.image, drawn.start, drawn.end, g, drawn.last)
 
 
 def placeholder(message: str) -> bytes:

@@ -7,9 +7,9 @@ import json
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from appliance.api import get_settings, get_store
 from appliance.index import NotFound
 from appliance.ui import alarms, catalog, charts, health
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("pages", __name__)
 

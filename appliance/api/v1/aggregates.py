@@ -1,7 +1,8 @@
 """``/v1/aggregates``: Gnocchi's operations over explicit metrics or a resource search.
 
-The request is validated here, the series are read by :mod:`appliance.api.series`, and the
-arithmetic is :mod:`appliance.aggregation` (pure, shared with the alarm evaluator).
+The request is validated here, the series are read by
+:meth:`appliance.store.Store.read_series`, and the arithmetic is :mod:`appliance.aggregation`
+(pure, shared with the alarm evaluator).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import numpy as np
 from flask import Blueprint, request
 
 from appliance import aggregation
-from appliance.api import get_store, jsonio, serialize, series
+from appliance.api import jsonio, serialize
 from appliance.api.errors import ApiError, bad_param
 from appliance.api.params import arg, bool_arg, parse_duration, parse_uuid
 from appliance.api.v1.metrics import metric_body, time_range
 from appliance.api.v1.resources import compiled, type_attributes
 from appliance.index.query import QueryError, parse_filter
 from appliance.model import Metric
+from appliance.webcontext import get_store
 
 bp = Blueprint("aggregates", __name__)
 
@@ -88,8 +90,8 @@ def _compute(tree: list, wanted: Wanted) -> list[aggregation.Block]:
     start, stop = time_range()
     overlap, fill = _needed_overlap(), _fill()
     grans = _granularities(wanted)
-    series.flush_many(store, [m for m, _, _ in wanted])
-    inputs = [s for g in grans for s in series.fetch(store, wanted, g, start, stop)]
+    store.flush_many(m for m, _, _ in wanted)
+    inputs = [s for g in grans for s in store.read_series(wanted, g, start, stop)]
     try:
         return aggregation.evaluate(tree, inputs, start, stop, overlap, fill)
     except aggregation.OperationError as exc:

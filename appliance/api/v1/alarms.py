@@ -13,11 +13,11 @@ from flask import Blueprint, jsonify, request
 from appliance.alarms.checks import check
 from appliance.alarms.model import STATES, Alarm, InvalidAlarm, parse_alarm, to_json
 from appliance.alarms.store import AlarmStore
-from appliance.api import get_store
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import arg, iso, json_body, parse_int, parse_uuid
 from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
+from appliance.webcontext import get_store
 
 bp = Blueprint("alarms", __name__)
 

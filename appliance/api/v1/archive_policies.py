@@ -11,11 +11,12 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from appliance.api import get_store, jsonio
+from appliance.api import jsonio
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import parse_duration
 from appliance.index import Conflict, NotFound
 from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, make_policy
+from appliance.webcontext import get_store
 
 bp = Blueprint("archive_policies", __name__)
 

@@ -11,12 +11,13 @@ from typing import Any
 
 from flask import Blueprint
 
-from appliance.api import get_store, ingest, jsonio
+from appliance.api import ingest, jsonio
 from appliance.api.errors import ApiError, bad_param
 from appliance.api.params import bool_arg, parse_uuid
 from appliance.api.v1 import metrics as metric_views
 from appliance.api.v1.resources import resolve_id
 from appliance.model import Metric
+from appliance.webcontext import get_store
 
 bp = Blueprint("batch", __name__)
 
@@ -59,13 +60,7 @@ def batch_resources():
     store = get_store()
     rids = {key: resolve_id(f"resource {key}", key) for key in body}
     existing = store.index.resource_metrics(list(rids.values()))
-    found = {
-        r["id"]
-        for chunk in _chunks(list(rids.values()))
-        for r in store.index.query(
-            f"SELECT id FROM resources WHERE id IN ({','.join('?' * len(chunk))})", chunk
-        )
-    }
+    found = store.index.resource_repo.existing(list(rids.values()))
     unknown = sorted(key for key, rid in rids.items() if rid not in found)
     if unknown:
         raise ApiError(400, f"Unknown resources: {', '.join(unknown[:100])}")
@@ -98,8 +93,3 @@ def batch_resources():
     if missing:
         raise ApiError(400, f"Unknown metrics: {', '.join(missing[:100])}")
     return ingest.write(items)
-
-
-def _chunks(values: list[str], size: int = 500):
-    for i in range(0, len(values), size):
-        yield values[i : i + size]

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.datastructures import MultiDict
 
-from appliance.api import get_store, graphs, ingest, jsonio, memo_of, serialize, series, store_of
+from appliance.api import graphs, ingest, jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import (
@@ -23,6 +23,7 @@ from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.model import Metric
 from appliance.store import Store
+from appliance.webcontext import get_store, memo_of, store_of
 
 bp = Blueprint("metrics", __name__)
 
@@ -98,7 +99,7 @@ def measures_of(store: Store, metric: Metric, args: MultiDict[str, str]) -> list
     store.measures.flush(metric.id)  # one flush for every granularity read below
     out: list = []
     for gran in grans:
-        times, values = series.read(store, metric, aggregation, gran, start_ts, stop_ts)
+        times, values = store.read(metric, aggregation, gran, start_ts, stop_ts)
         out += jsonio.points(times, values, float(gran))
     return out
 
@@ -154,9 +155,7 @@ def metric_body(m: Metric, with_resource: bool = False) -> dict:
 
 
 def delete_metric(m: Metric) -> None:
-    store = get_store()
-    store.index.delete_metric(m.id)
-    store.measures.delete(m.id)
+    get_store().delete_metric(m.id)
 
 
 @bp.get("/metric")
@@ -223,5 +222,8 @@ def graph(metric_id: str, fmt: str):
         raise bad_param("stop", "must be at least one second after start")
     width = parse_int("width", arg("width"), 800, *graphs.WIDTH)
     height = parse_int("height", arg("height"), 250, *graphs.HEIGHT)
-    image = graphs.render(get_store(), m, fmt, start, stop, width, height, aggregation)
-    return Response(image, mimetype=graphs.FORMATS[fmt][1])
+    drawn = graphs.render(get_store(), m, fmt, start, stop, width, height, aggregation)
+    response = Response(drawn.image, mimetype=graphs.FORMATS[fmt][1])
+    # The newest value drawn, as the status page's charts say it (X-Chart-Last).
+    response.headers["X-Graph-Last"] = "none" if drawn.last is None else repr(drawn.last)
+    return response

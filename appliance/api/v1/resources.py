@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from appliance.api import get_store, jsonio, serialize
+from appliance.api import jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import arg, bool_arg, parse_int, parse_timestamp, parse_uuid
@@ -17,6 +17,7 @@ from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.index.query import QueryError, compile_query, parse_filter
 from appliance.model import Metric, Resource, resource_id_for
+from appliance.webcontext import get_store
 
 bp = Blueprint("resources", __name__)
 
@@ -173,7 +174,7 @@ def create_resource(type_: str):
     try:
         _add_metrics(rid, body.get("metrics"))
     except ApiError:
-        store.index.delete_resource(rid)
+        store.delete_resource(rid)
         raise
     row = store.index.resource(rid)
     return jsonio.response(resource_body(row), 201, {"Location": f"/v1/resource/{type_}/{rid}"})
@@ -204,9 +205,7 @@ def patch_resource(type_: str, resource_id: str):
 @bp.delete("/resource/<type_>/<resource_id>")
 def delete_resource(type_: str, resource_id: str):
     row = load(type_, resource_id)
-    store = get_store()
-    for metric_id in store.index.delete_resource(row["id"]):
-        store.measures.delete(metric_id)
+    get_store().delete_resource(row["id"])
     return Response(status=204)
 
 

@@ -7,8 +7,8 @@ import time
 from flask import Blueprint, current_app, jsonify
 
 from appliance.aggregation import REDUCERS
-from appliance.api import get_store
 from appliance.api.params import AGGREGATIONS
+from appliance.webcontext import get_store
 
 bp = Blueprint("status", __name__)
 

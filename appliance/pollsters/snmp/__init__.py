@@ -7,7 +7,8 @@
 - :mod:`.walkplan` decides which scalars and table columns a poll requests;
 - :mod:`.counters` keeps counters continuous across 32-bit wraps and agent restarts;
 - :mod:`.metering` turns what was read into resources and samples;
-- :mod:`.engine` runs every target concurrently under its deadline.
+- :mod:`.pollster` (the :class:`SnmpPollster`) runs every target concurrently under its
+  deadline.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from appliance.pollsters.snmp.definitions import load_groups
-from appliance.pollsters.snmp.engine import SnmpPollster
+from appliance.pollsters.snmp.pollster import SnmpPollster
 
 if TYPE_CHECKING:
     from appliance.config import Settings

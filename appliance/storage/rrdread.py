@@ -6,7 +6,7 @@ RRA's ring of doubles (unknown = NaN), so one ``pread`` of the header and one or
 wanted rows give the values with no per-row Python. Layout (rrd_format.h, x86-64, versions
 0003/0004): stat_head (128 bytes), ds_def (120 per DS), rra_def (120 per RRA), live_head
 (16), pdp_prep (112 per DS), cdp_prep (80 per RRA x DS), rra_ptr (8 per RRA), then data.
-tests/test_api_rrdread.py checks the result against ``rrdtool.fetch``.
+tests/test_storage_rrdread.py checks the result against ``rrdtool.fetch``.
 """
 
 from __future__ import annotations
