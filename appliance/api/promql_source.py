@@ -4,8 +4,9 @@ Selection asks the index's metric repository for named metrics
 (:meth:`appliance.index.metrics.Metrics.named_with_resources`) and labels them exactly as
 ``/metrics`` does (:func:`appliance.api.prometheus.series_labels`); reads go through the
 store's read API: every selected file flushed in one rrdcached batch
-(:meth:`~appliance.store.Store.flush_many`), then each metric's archive read as an array
-(:meth:`~appliance.store.Store.read`). Kept thin so it can follow the storage API as it moves.
+(:meth:`~appliance.store.Store.flush_many`), then each group of metrics sharing a granularity
+read as one array (:meth:`~appliance.store.Store.read_block`). Kept thin so it can follow
+the storage API as it moves.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import json
 import math
 import time
 from collections.abc import Sequence
-
-import numpy as np
 
 from appliance.api.prometheus import exposed_name, series_labels
 from appliance.model import ArchivePolicy, Kind, Metric
@@ -114,18 +113,7 @@ class StoreSource:
             # Only what the archive can hold is allocated, whatever range was asked.
             first = math.floor(max(start, self.now - kept[g] - g) / g) * g - 2 * g
             count = max(0, (math.floor(min(stop, self.now) / g) * g - first) // g + 1)
-            values = np.full((len(rows), int(count)), np.nan)
-            for r, i in enumerate(rows):
-                times, vals = self.store.read(metrics[i], aggregation, g, first, stop + 1)
-                if not len(times):
-                    continue
-                at = int((times[0] - first) // g)
-                if times[-1] - times[0] == g * (len(times) - 1):  # consecutive: one slice
-                    lo, hi = max(at, 0), min(at + len(vals), count)
-                    values[r, lo:hi] = vals[lo - at:hi - at]
-                else:  # rrdtool.fetch's fallback gives known points only
-                    cols = ((times - first) // g).astype(np.int64)
-                    ok = (cols >= 0) & (cols < count)
-                    values[r, cols[ok]] = vals[ok]
+            values = self.store.read_block([metrics[i] for i in rows], aggregation, g,
+                                           int(first), int(count))
             blocks.append(Block(float(g), float(first), values, rows))
         return blocks, warnings

@@ -372,6 +372,17 @@ class Measures:
             times, values = np.array(points, dtype=float).T
             return times, values
 
+    def read_block(self, metrics: Sequence[Metric], aggregation: str, granularity: int,
+                   first: int, count: int, policy_of: Callable[[str], ArchivePolicy],
+                   ) -> np.ndarray:
+        """Many metrics' buckets from ``first`` as one array, a row per metric (NaN where
+        unknown): :func:`rrdread.read_block`, with :meth:`read` for an odd layout."""
+        return rrdread.read_block(
+            [str(self.path(m.id)) for m in metrics], CF_FOR_AGGREGATION[aggregation],
+            granularity, first, count,
+            lambda r: self.read(metrics[r], aggregation, granularity, first,
+                                first + count * granularity, policy_of))
+
     def last_values(self, metric_ids: Sequence[str]) -> dict[str, float]:
         """The latest value of each metric that has one, after one batched flush.
 
