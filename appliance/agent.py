@@ -24,20 +24,12 @@ from appliance.storage.errors import is_disk_full
 
 log = logging.getLogger(__name__)
 
-#: Where results go: the local store, and later other publishers.
+#: Where results go: the local store, then any publishers.
 Sink = Callable[[PollResult], object]
 #: Fraction of the interval a poll may take before it is reported as overrunning.
 DEADLINE_FRACTION = 0.8
 #: Results kept for retry while the store is unreachable (rrdcached restarting).
 MAX_BACKLOG = 10
-
-
-def owned_targets(targets: Sequence[str]) -> list[str]:
-    """The targets this appliance polls this cycle: all of them on a single node.
-
-    The one place a hash ring (tooz) would partition targets across several appliances.
-    """
-    return list(targets)
 
 
 class Agent:
@@ -48,12 +40,15 @@ class Agent:
         interval: float,
         jitter: float = 0.1,
         record_health: Callable[[list[TargetReport]], None] | None = None,
+        owned: Callable[[Sequence[str]], list[str]] = list,
     ):
         self.pollster = pollster
         self.sinks = list(sinks)
         self.interval = interval
         self.jitter = jitter
         self.record_health = record_health
+        # Which targets are this appliance's this cycle (coordination.Share.mine; all: list).
+        self.owned = owned
         self.stop_event = threading.Event()
         self._events: queue.Queue[PollResult] = queue.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"poll-{pollster.source}")
@@ -63,7 +58,7 @@ class Agent:
     def poll_once(self) -> PollResult:
         """One poll with the deadline applied; errors become reports, never exceptions."""
         source = self.pollster.source
-        targets = owned_targets(self.pollster.targets())
+        targets = self.owned(self.pollster.targets())
         budget = self.interval * DEADLINE_FRACTION
         started = time.time()
         if self._running is not None and not self._running.done():

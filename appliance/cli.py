@@ -15,39 +15,13 @@ from pathlib import Path
 import click
 
 from appliance import config as config_mod
+from appliance.clisettings import config_option, data_dir_option, load_settings, setup_logging
 from appliance.config import ConfigError, Settings
 from appliance.pollsters import SOURCES
+from appliance.snmp_cli import check_definitions
+from appliance.snmp_cli import snmp as snmp_group
 
 log = logging.getLogger("appliance")
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=None, help="YAML config file (default: built-in defaults).",
-)
-data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where everything is written (overrides data_dir in the config).",
-)
-
-
-def load_settings(config_path: Path | None, data_dir: Path | None) -> Settings:
-    """Load the config or exit 2 with the file, the key and what is wrong."""
-    try:
-        settings = config_mod.load(config_path, data_dir.resolve() if data_dir else None)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    setup_logging(settings.log_level)
-    return settings
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
 
 @click.group()
 @click.version_option(package_name="appliance")
@@ -64,6 +38,10 @@ def check_config(file: Path, quiet: bool) -> None:
         settings = config_mod.load(file)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
+        sys.exit(2)
+    problem = check_definitions(settings)
+    if problem:
+        click.echo(f"{file}: {problem}", err=True)
         sys.exit(2)
     if quiet:
         return
@@ -150,10 +128,19 @@ def poll(
     from appliance.agent import Agent
 
     settings = load_settings(config_path, data_dir)
+    if source == "snmp":
+        problem = check_definitions(settings)
+        if problem:
+            click.echo(f"appliance: {problem}", err=True)
+            sys.exit(2)
     pollster = pollsters.build(source, settings)
+    if source == "snmp":
+        from appliance.snmp_programs import attach_runtime_targets
+
+        attach_runtime_targets(pollster, settings)
     interval = getattr(settings.pollsters, source).interval
     if once:
-        targets = list(target_names) or list(pollster.targets())
+        targets = list(target_names) or _my_share(settings, source, pollster.targets())
         unknown = set(targets) - set(pollster.targets())
         if unknown:
             click.echo(f"appliance: unknown target(s): {', '.join(sorted(unknown))}", err=True)
@@ -165,10 +152,14 @@ def poll(
         _print_poll(result, as_json)
         sys.exit(0 if all(r.ok for r in result.reports) else 1)
 
+    from appliance import coordination, publishers
     from appliance.store import Store
 
     store = Store(settings, seed=False)
-    agent = Agent(pollster, [store.write], interval, record_health=store.index.record_reports)
+    share = coordination.share(settings, source)
+    sinks = [store.write, *publishers.build(settings, source, store)]
+    agent = Agent(pollster, sinks, interval, record_health=store.index.record_reports,
+                  owned=share.mine)
 
     def _stop(signum, _frame):
         agent.stop_event.set()
@@ -181,10 +172,37 @@ def poll(
     except SystemExit:
         pass
     finally:
+        share.close()
+        for sink in sinks[1:]:
+            sink.close()
         store.close()
         logging.shutdown()
         # A poll thread stuck in a source's call must not hold the process up.
         os._exit(0)
+
+
+def _my_share(settings: Settings, source: str, targets) -> list[str]:
+    """All targets, or on a partitioned appliance the share its running agent holds now.
+
+    ``--once`` does not join the group itself: a member that comes and goes would move
+    targets between the running appliances.
+    """
+    from appliance import coordination, runstate
+
+    if source not in coordination.SHARED or settings.coordination.backend_url is None:
+        return list(targets)
+    states = [s for s in runstate.read_all(settings.run_dir, "coordination")
+              if s.get("work") == source]
+    if not states:
+        click.echo(f"# partitioned ({source}): no running agent has joined its group yet; "
+                   f"polling every target", err=True)
+        return list(targets)
+    state = states[0]
+    owned = [t for t in targets if t in set(state["owned"])]
+    click.echo(f"# partitioned: group {state['group']} via {state['backend']}, members "
+               f"{', '.join(state['members'])}; {state['member']} polls {len(owned)} of "
+               f"{len(targets)} targets: {', '.join(owned)}", err=True)
+    return owned
 
 
 def _print_poll(result, as_json: bool) -> None:
@@ -304,6 +322,9 @@ def token_revoke(settings: Settings, name: str) -> None:
     except NotFound:
         click.echo(f"appliance: no token named {name!r}", err=True)
         sys.exit(1)
+
+
+main.add_command(snmp_group)
 
 
 @main.command()

@@ -227,3 +227,15 @@ def match_rule(metric_name: str, rules: Iterable[tuple[str, str]]) -> str | None
         if fnmatch.fnmatchcase(metric_name, pattern) and (best is None or len(pattern) > best[0]):
             best = (len(pattern), policy)
     return best[1] if best else None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened to a resource at an instant (an SNMP trap), with its details
+    as traits; kept in the index (:mod:`appliance.index.events`)."""
+
+    timestamp: float
+    event_type: str
+    resource_id: str | None
+    source: str
+    traits: dict[str, Any] = field(default_factory=dict)

@@ -1,7 +1,8 @@
 """The supervisord config that ``appliance run`` renders into the data dir.
 
 One supervisor runs every process: rrdcached first, then the API, one agent per enabled
-source kind and the alarm evaluator (a plain list, :func:`programs`). Children log to
+source kind, the alarm evaluator, and the SNMP trap receiver and discovery loop when
+configured (a plain list, :func:`programs`). Children log to
 supervisord's stdout, so under systemd everything lands in the journal and under ``make run``
 in the terminal.
 """
@@ -68,6 +69,15 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     ]
     if settings.alarms.enabled:
         out.append(Program("alarm-evaluator", _appliance("alarms", *common), 40))
+    snmp = settings.pollsters.snmp
+    # The trap receiver when there are targets to accept traps from (configured, or found by
+    # discovery); the discovery loop when there are networks to sweep.
+    if snmp.enabled and snmp.traps.enabled and (snmp.targets or snmp.discovery.networks):
+        out.append(Program("snmp-traps", _appliance("snmp", "traps", *common), 30))
+    if snmp.enabled and snmp.discovery.networks:
+        out.append(
+            Program("snmp-discovery", _appliance("snmp", "discover", "--loop", *common), 35)
+        )
     return out
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 
-from appliance.api.prometheus import exposed_name
 from appliance.model import Kind, PollResult, Resource, Sample
+from appliance.promnames import series_name
 from appliance.store import Store
 from tests.conftest import free_port, wait_for
 
@@ -60,7 +60,7 @@ def openmetrics(result: PollResult, appliance_series: list[dict[str, str]]) -> s
     labels_of = {(s["resource_id"], s["__name__"]): s for s in appliance_series}
     series: dict[tuple[str, str], list[Sample]] = {}
     for s in result.samples:
-        name = exposed_name(s.metric_name, s.kind is Kind.CUMULATIVE)
+        name = series_name(s.metric_name, s.kind is Kind.CUMULATIVE)
         series.setdefault((s.resource.id, name), []).append(s)
     lines = []
     for key, samples in series.items():

@@ -10,6 +10,7 @@ import pytest
 
 from appliance import tokens
 from appliance.api import create_app
+from appliance.api.v1.status import Status
 
 
 class Api:
@@ -279,6 +280,10 @@ def test_an_unreachable_store_is_a_503_with_retry_after_and_no_stack_trace(api, 
     assert set(r.json) == {"title", "description", "code"}
     read = api.get(f"/v1/metric/{mid}/measures")
     assert read.status_code == 503 and set(read.json) == {"title", "description", "code"}
+    # The status says why, in the shape its OpenAPI model documents.
+    health = Status.model_validate(api.get("/v1/status").json).appliance.store
+    assert health.rrdcached == "unreachable" and "socket" in (health.error or "")
+    assert 0 <= health.disk_free_bytes <= health.disk_total_bytes
 
 
 def test_graphs_render_svg_and_png_with_units(api):

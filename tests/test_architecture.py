@@ -33,6 +33,8 @@ FORBIDDEN = {
     "appliance.aggregation": ("appliance.storage", "appliance.index", "appliance.store",
                               "appliance.api", "appliance.ui", "appliance.alarms"),
     "appliance.model": ("appliance.",),
+    "appliance.validation": ("appliance.",),
+    "appliance.api.openapi": ("appliance.api.v1", "appliance.api.prometheus"),
     "appliance.ui": ("appliance.api", "appliance.pollsters", "appliance.supervise"),
     "appliance.alarms": ("appliance.api", "appliance.ui", "appliance.supervise"),
     "appliance.webcontext": ("appliance.api", "appliance.ui"),

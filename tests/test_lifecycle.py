@@ -7,6 +7,7 @@ the store serves again by itself, and a client sees 2xx or 503, nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -30,6 +31,26 @@ def _host_points(app) -> int:
     r = requests.get(f"{app.url}/v1/metric/{ids[0]}/measures", headers=app.headers,
                      params={"granularity": 60, "aggregation": "max"}, timeout=5)
     return len(r.json()) if r.ok else 0
+
+
+def power_cut(app) -> None:
+    """SIGKILL every process of the appliance at once. supervisord gives each child a
+    process group of its own, so the session (``appliance run`` started one) is what holds
+    them all."""
+    session = app.proc.pid
+    victims = [p for p in psutil.process_iter() if _session(p.pid) == session]
+    for p in victims:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    app.proc.wait(10)
+    assert len(victims) >= 5  # supervisord, rrdcached, gunicorn (+ workers), the agents
+
+
+def _session(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
 
 
 def _rrdcached_exits(app) -> int:
@@ -74,8 +95,7 @@ def test_stop_and_power_cut_then_run_again_keep_every_acknowledged_measure(
     time.sleep(3)
     assert _rrdcached_exits(app) == exits, "rrdcached crashed after a plain restart"
 
-    os.killpg(app.proc.pid, signal.SIGKILL)  # a power cut: every process at once
-    app.proc.wait(10)
+    power_cut(app)
     wait_for(lambda: not app.leftovers(), timeout=20, what="every process gone")
     app.start()
     _wait_serving(app)

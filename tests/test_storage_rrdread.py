@@ -90,3 +90,14 @@ def test_block_rows_are_what_read_returns(rrd, tmp_path, granularity, first, cou
     assert np.all(np.isnan(block[1]))  # no file: no values
     assert fallback_rows == [2]
     assert block[2, 1] == 7.0 and np.isnan(block[2, 0]) and np.all(np.isnan(block[2, 2:]))
+
+
+@pytest.mark.parametrize(("granularity", "rows"), [(60, 7 * 1440), (3600, 365 * 24)])
+def test_librrd_fallback_gives_the_same_known_points(rrd, granularity, rows):
+    # The fallback for layouts the direct reader refuses must agree with it where both work.
+    start, stop = T0 + 1800, T0 + 5 * 3600 - 900
+    times, values = rrdread.read(rrd, "AVERAGE", granularity, start, stop)
+    known = [(int(t), v) for t, v in zip(times.tolist(), values.tolist(), strict=True)
+             if not math.isnan(v)]
+    assert known
+    assert rrdread.librrd_fetch(rrd, "AVERAGE", granularity, rows, start, stop) == known

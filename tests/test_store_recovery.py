@@ -195,3 +195,21 @@ def test_full_disk_fails_cleanly_and_resumes_when_space_returns(small_disk):
     report = prepare(settings)
     assert report.failed == [] and report.set_aside == []
     os.sync()
+
+
+def test_reads_take_no_lock_that_would_make_rrdcached_drop_a_write(settings, rrdcached, store):
+    """librrd's readers lock the file, and an rrdcached write that meets a reader's lock
+    fails and drops its values. The store's reads must work while someone else holds the
+    file's lock, which proves they take none."""
+    import fcntl
+
+    points = [(T0 + 60 * i, float(i)) for i in range(1, 6)]
+    store.write(_poll("m", points))
+    metric = store.index.metrics(name="m")[0]
+    store.measures.flush(metric.id)
+    with open(store.measures.path(metric.id), "r+b") as held:
+        fcntl.lockf(held, fcntl.LOCK_EX)
+        assert store.measures.fetch(metric, BUILTIN_POLICIES["medium"], "mean", 60, T0, None,
+                                    flush=False) == points
+        assert store.measures.last_values([metric.id]) == {metric.id: 5.0}
+        assert store.measures.last_update(metric.id) == T0 + 60 * 5 + 60

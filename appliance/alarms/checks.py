@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from appliance.alarms.model import Alarm, InvalidAlarm
+from appliance.alarms.model import EVENT, Alarm, InvalidAlarm
 from appliance.alarms.series import resolve_resource_id
 from appliance.index import Index, NotFound
 from appliance.index.query import QueryError, compile_query
@@ -56,6 +56,8 @@ def _policies(index: Index, type_: str, rule: dict[str, Any]) -> list[ArchivePol
 def check(alarm: Alarm, index: Index) -> None:
     """Raise :class:`InvalidAlarm` unless every rule of ``alarm`` can be evaluated."""
     for type_, rule in alarm.leaves():
+        if type_ == EVENT:
+            continue  # reads events, not series: nothing to check against a policy
         g, method = rule["granularity"], rule["aggregation_method"]
         for policy in _policies(index, type_, rule):
             if g not in policy.granularities:

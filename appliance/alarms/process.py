@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 
+from appliance import coordination
 from appliance.alarms.actions import Notifier
 from appliance.alarms.evaluator import Evaluator
 from appliance.config import Settings
@@ -29,7 +30,8 @@ def run(settings: Settings, stop: threading.Event) -> None:
     cfg = settings.alarms
     store = Store(settings, seed=False)
     notifier = Notifier(cfg.webhook_timeout, cfg.webhook_retries)
-    evaluator = Evaluator(store, notifier)
+    share = coordination.share(settings, "alarms")
+    evaluator = Evaluator(store, notifier, owned=share.mine)
     interval = cfg.evaluation_interval
     log.info("alarm evaluator: every %ss", interval)
     try:
@@ -45,6 +47,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
                         report.transitions, report.errors, report.reads, report.seconds)
             stop.wait(interval - time.time() % interval)
     finally:
+        share.close()
         if not notifier.drain(SHUTDOWN_GRACE):
             log.warning("stopping with %d webhook notifications undelivered", notifier.pending())
         notifier.close()

@@ -21,7 +21,9 @@ from appliance.api.v1 import (
     archive_policies,
     batch,
     metrics,
+    receivers,
     resources,
+    snmp_targets,
     status,
 )
 from appliance.config import Settings
@@ -38,6 +40,8 @@ V1_BLUEPRINTS = (
     aggregates.bp,
     openapi.bp,
     alarms.bp,
+    snmp_targets.bp,
+    receivers.bp,
 )
 
 

@@ -1,10 +1,9 @@
 """``/metrics``: Prometheus text exposition of every metric's latest value and of our health.
 
-Meters keep their Ceilometer names, mapped to valid Prometheus names (``disk.device.read.bytes``
--> ``disk_device_read_bytes``); cumulative meters are counters (``_total``, the raw counter
-value RRD keeps as the last update). Labels are the resource's id and type, the metric id and
-the resource's attributes. The appliance's own health is under ``appliance_``: per source and
-target poll duration, errors and last success, the write counters, rrdcached's queue.
+Names and labels come from :mod:`appliance.promnames` (shared with the remote-write
+publisher); a counter's value is the raw counter RRD keeps as the last update. The
+appliance's own health is under ``appliance_``: per source and target poll duration,
+errors and last success, the write counters, rrdcached's queue.
 
 Latest values come from the store's :meth:`~appliance.storage.measures.Measures.last_values`
 (one batched flush, then each file's header), so thousands of metrics cost milliseconds.
@@ -20,52 +19,23 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from appliance import scaleout
+from appliance.api.openapi import operation
 from appliance.model import Kind
+from appliance.promnames import FIXED_LABELS, attribute_labels, prometheus_name
 from appliance.storage.rrdcached import RrdcachedError
 from appliance.store import Store
 from appliance.webcontext import get_store
 
 bp = Blueprint("prometheus", __name__)
 
-FIXED_LABELS = ("resource_id", "resource_type", "metric_id")
 #: rrdcached STATS fields that are levels (the rest only grow).
 RRDCACHED_GAUGES = {"QueueLength", "TreeNodesNumber", "TreeDepth"}
 
 
-def prometheus_name(name: str) -> str:
-    """A valid metric or label name: ``[a-zA-Z_][a-zA-Z0-9_]*``, never ``__``-prefixed."""
-    clean = re.sub(r"[^a-zA-Z0-9_]", "_", name)
-    if not clean or clean[0].isdigit():
-        clean = "_" + clean
-    return "x" + clean if clean.startswith("__") else clean
-
-
-def exposed_name(meter: str, cumulative: bool) -> str:
-    """A meter's series name as scraped: counters end in ``_total`` (prometheus-client adds it)."""
-    name = prometheus_name(meter)
-    return name if not cumulative or name.endswith("_total") else name + "_total"
-
-
 def help_text(meter: str, unit: str | None) -> str:
-    """A family's HELP: the meter's own name and its unit."""
+    """A family's HELP: the meter's own name and its unit (the query API's metadata too)."""
     return f"{meter} ({unit or 'unitless'})"
-
-
-def series_labels(
-    resource_id: str | None, resource_type: str | None, metric_id: str, attributes: dict
-) -> dict[str, str]:
-    """One metric's labels on ``/metrics`` (and so on the query API), empty ones included.
-
-    The resource's attributes become labels through :func:`prometheus_name`; one that would
-    shadow a fixed label is left out.
-    """
-    labels = {"resource_id": resource_id or "", "resource_type": resource_type or "",
-              "metric_id": metric_id}
-    for key, value in attributes.items():
-        label = prometheus_name(key)
-        if label not in FIXED_LABELS:
-            labels[label] = "" if value is None else str(value)
-    return labels
 
 
 def _snake(name: str) -> str:
@@ -83,6 +53,7 @@ class ApplianceCollector:
         yield from self._sources()
         yield from self._counters()
         yield from self._rrdcached()
+        yield from scaleout.metric_families(self.store.settings)
 
     def _meters(self) -> Iterator[Metric]:
         store = self.store
@@ -105,19 +76,20 @@ class ApplianceCollector:
     @staticmethod
     def _family(name: str, kind: str, samples: list) -> Metric:
         attrs = [json.loads(row["attributes"] or "{}") for row, _ in samples]
-        label_of = {}
+        label_of: dict[str, str] = {}
         for a in attrs:
-            for key in a:
-                label = prometheus_name(key)
-                if label not in FIXED_LABELS:
-                    label_of.setdefault(key, label)
+            for key, label in attribute_labels(a).items():
+                label_of.setdefault(key, label)
         labels = list(FIXED_LABELS) + sorted(set(label_of.values()))
         doc = help_text(samples[0][0]["name"], samples[0][0]["unit"])
         cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
         family = cls(name, doc, labels=labels)
         for (row, value), a in zip(samples, attrs, strict=True):
-            by_label = series_labels(row["resource_id"], row["type"], row["id"], a)
-            family.add_metric([by_label.get(label, "") for label in labels], float(value))
+            by_label = {label_of[k]: "" if v is None else str(v) for k, v in a.items()
+                        if k in label_of}
+            values = [row["resource_id"] or "", row["type"] or "", row["id"]]
+            values += [by_label.get(label, "") for label in labels[len(FIXED_LABELS):]]
+            family.add_metric(values, float(value))
         return family
 
     def _sources(self) -> Iterator[Metric]:
@@ -178,5 +150,7 @@ def exposition(store: Store) -> bytes:
 
 
 @bp.get("/metrics")
+@operation(content={"text/plain": {"schema": {"type": "string"}}})
 def metrics():
+    """Prometheus text exposition: every metric's latest value and the appliance's health."""
     return Response(exposition(get_store()), mimetype=CONTENT_TYPE_LATEST)

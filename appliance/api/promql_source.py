@@ -2,7 +2,7 @@
 
 Selection asks the index's metric repository for named metrics
 (:meth:`appliance.index.metrics.Metrics.named_with_resources`) and labels them exactly as
-``/metrics`` does (:func:`appliance.api.prometheus.series_labels`); reads go through the
+``/metrics`` does (:func:`appliance.promnames.series_labels`); reads go through the
 store's read API: every selected file flushed in one rrdcached batch
 (:meth:`~appliance.store.Store.flush_many`), then each group of metrics sharing a granularity
 read as one array (:meth:`~appliance.store.Store.read_block`). Kept thin so it can follow
@@ -17,8 +17,8 @@ import math
 import time
 from collections.abc import Sequence
 
-from appliance.api.prometheus import exposed_name, series_labels
 from appliance.model import ArchivePolicy, Kind, Metric
+from appliance.promnames import series_labels, series_name
 from appliance.promql import Block, Matcher, SeriesInfo
 from appliance.store import Store
 
@@ -59,9 +59,9 @@ def _series(metric_id: str, meter: str, unit: str | None, kind: str, policy: str
     the labels.
     """
     counter = kind == Kind.CUMULATIVE.value
-    labels = {"__name__": exposed_name(meter, counter)}
-    labels.update((k, v) for k, v in series_labels(
-        resource_id, resource_type, metric_id, json.loads(attributes or "{}")).items() if v)
+    labels = {"__name__": series_name(meter, counter)}
+    labels.update(series_labels(resource_id, resource_type, metric_id,
+                                json.loads(attributes or "{}")))
     metric = Metric(metric_id, meter, unit, Kind(kind), resource_id, policy, created_at,
                     creator)
     return SeriesInfo(labels, counter, metric)

@@ -117,6 +117,34 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO cache_epoch VALUES (1, 0);
     """,
+    # 4 (events): things that happened to a resource at an instant (SNMP traps), with their
+    # details as JSON traits, as Aodh's event alarms see them; kept apart from attribute
+    # history, which records state.
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        timestamp REAL NOT NULL,
+        event_type TEXT NOT NULL,
+        resource_id TEXT,
+        source TEXT NOT NULL,
+        traits TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_time ON events(timestamp);
+    CREATE INDEX events_resource ON events(resource_id, timestamp);
+    """,
+    # 5 (snmp targets): SNMP targets added at run time (discovery, the API) beside the
+    # configured ones; ``definition`` is the target's config mapping, secrets included (as
+    # in the config file), and is never returned by the API.
+    """
+    CREATE TABLE snmp_targets (
+        name TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
 ]
 
 

@@ -111,6 +111,7 @@ def draw(
     if not exists:
         args += ["HRULE:0#00000000", "COMMENT:no measures yet\\n"]
         return Graph(rrdtool.graphv(*args)["image"], start, end, None)
+    args[1:1] = measures.daemon_args()  # read through rrdcached: no lock on the file here
     rrd = str(path).replace(":", "\\:")
     at = f":step={step}" if step is not None else ""
     args.append(f"DEF:line={rrd}:{DS_NAME}:{CF_FOR_AGGREGATION[aggregation]}{at}")

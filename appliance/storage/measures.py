@@ -32,6 +32,7 @@ from appliance.storage import rrdread
 from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
 from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, rras
 from appliance.storage.rrdcached import RrdcachedClient
+from appliance.storage.rrdfile import UnsupportedFile, last_update, last_value
 from appliance.storage.wal import WriteAheadLog
 
 # rrdcached resets the connection on a command line longer than its 4 KiB buffer.
@@ -160,7 +161,7 @@ class Measures:
             if not self.path(metric.id).is_file():
                 start = self._create(metric, policy, first_ts + series.shift)
             if start is None:
-                start = float(rrdtool.last(str(self.path(metric.id))))
+                start = last_update(self.path(metric.id)) / 1e6
             else:
                 out.created += 1
             series.last = start
@@ -355,8 +356,8 @@ class Measures:
         """Bucket starts and values (NaN where unknown) of one metric; the caller flushed it.
 
         The archive is read by :mod:`appliance.storage.rrdread` (numpy, no per-row Python),
-        falling back to :meth:`fetch` (``policy_of`` gives the policy) for a layout that
-        reader does not know.
+        falling back to :func:`rrdread.librrd_fetch` (``policy_of`` gives the policy) for a
+        layout that reader does not know.
         """
         cf = CF_FOR_AGGREGATION[aggregation]
         try:
@@ -365,8 +366,9 @@ class Measures:
             return np.empty(0), np.empty(0)
         except rrdread.UnsupportedFile:
             policy = policy_of(metric.archive_policy_name)
-            points = self.fetch(metric, policy, aggregation, granularity, start, stop,
-                                flush=False)
+            rows = next(i.points for i in policy.definition if i.granularity == granularity)
+            points = rrdread.librrd_fetch(str(self.path(metric.id)), cf, granularity, rows,
+                                          start, stop)
             if not points:
                 return np.empty(0), np.empty(0)
             times, values = np.array(points, dtype=float).T
@@ -387,8 +389,9 @@ class Measures:
     def last_values(self, metric_ids: Sequence[str]) -> dict[str, float]:
         """The latest value of each metric that has one, after one batched flush.
 
-        ``rrdtool.lastupdate`` reads the file's header only, so thousands of metrics cost
-        milliseconds, not a fetch each. For a cumulative metric this is the raw counter.
+        Each value is read from the file's header (:func:`rrdfile.last_value`, no lock), so
+        thousands of metrics cost milliseconds, not a fetch each. For a cumulative metric
+        this is the raw counter.
         """
         # A FLUSH of a file not created yet (no measure so far) fails alone in the batch.
         rels = [(i, self.relpath(i)) for i in metric_ids]
@@ -397,8 +400,8 @@ class Measures:
         out = {}
         for metric_id, rel in rels:
             try:
-                value = rrdtool.lastupdate(f"{rrd_dir}/{rel}")["ds"].get(DS_NAME)
-            except rrdtool.OperationalError:
+                value = last_value(f"{rrd_dir}/{rel}")
+            except (OSError, UnsupportedFile):
                 continue  # no measure yet
             if value is not None:
                 out[metric_id] = value
@@ -408,7 +411,7 @@ class Measures:
         """RRD time of the file's last update (one step after the newest measure's
         timestamp, see the module docstring); None without a file."""
         path = self.path(metric_id)
-        return rrdtool.last(str(path)) if path.is_file() else None
+        return last_update(path) // 1_000_000 if path.is_file() else None
 
     def xport(
         self,
@@ -431,11 +434,19 @@ class Measures:
             return None
         cf = CF_FOR_AGGREGATION[aggregation]
         result = rrdtool.xport(
+            *self.daemon_args(),
             "--start", str(start), "--end", str(stop), "--step", str(step),
             f"DEF:v={path}:{DS_NAME}:{cf}:step={step}:start={start - reach_back}",
             *cdefs, *(f"XPORT:{name}" for name in exports),
         )
         return result["meta"]["step"], result["data"]
+
+    def daemon_args(self) -> list[str]:
+        """librrd's ``--daemon``: graph and xport then read their data through rrdcached
+        (checked with strace: the client never opens the file), instead of locking the file
+        themselves, which would make a concurrent rrdcached write of it fail and drop its
+        values."""
+        return ["--daemon", f"unix:{self.client.socket_path}"]
 
     def daemon_stats(self) -> dict[str, int]:
         """rrdcached's STATS counters (queue length, updates, flushes...)."""
@@ -453,38 +464,18 @@ class Measures:
     ) -> list[tuple[int, float]]:
         """Known points ``(bucket start, value)`` of one aggregation at one granularity.
 
-        For a cumulative metric the values are rates per second (RRD DERIVE).
+        For a cumulative metric the values are rates per second (RRD DERIVE). Read with
+        :mod:`appliance.storage.rrdread`, which takes no lock: librrd's readers lock the file,
+        and an rrdcached write that meets that lock fails and drops the values it carried
+        (seen here: acknowledged values lost to a concurrent ``rrdtool.fetch``).
         """
-        path = self.path(metric.id)
-        if not path.is_file():
+        if not self.path(metric.id).is_file():
             return []
         if flush:
             self.flush(metric.id)
-        points = next(i.points for i in policy.definition if i.granularity == granularity)
-        last = rrdtool.last(str(path))
-        end = last if stop is None else min(stop, last + granularity)
-        earliest = (last // granularity) * granularity - (points - 1) * granularity
-        begin = earliest if start is None else max(start, earliest)
-        begin = int(begin // granularity) * granularity - granularity
-        end = int(math.ceil(end / granularity)) * granularity
-        if end <= begin:
-            return []
-        (f_start, _f_end, step), _names, rows = rrdtool.fetch(
-            str(path), CF_FOR_AGGREGATION[aggregation],
-            "-r", str(granularity), "-s", str(begin), "-e", str(end),
-        )
-        if step != granularity:
-            return []
-        lo = start if start is not None else -math.inf
-        hi = stop if stop is not None else math.inf
-        out = []
-        for i, (value,) in enumerate(rows):
-            if value is None:
-                continue
-            ts = f_start + i * step
-            if ts + step > lo and ts < hi:
-                out.append((ts, value))
-        return out
+        times, values = self.read(metric, aggregation, granularity, start, stop,
+                                  lambda _name: policy)
+        return [(int(t), float(v)) for t, v in zip(times, values, strict=True) if v == v]
 
     def delete(self, metric_id: str) -> None:
         self._series.pop(metric_id, None)

@@ -14,11 +14,15 @@ tests/test_storage_rrdread.py checks the results against ``rrdtool.fetch``.
 from __future__ import annotations
 
 import functools
+import math
 import os
 import struct
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import rrdtool
+
+from appliance.storage.rrdfile import last_update
 
 _HEAD_READ = 16384
 FLOAT_COOKIE = 8.642135e130
@@ -157,4 +161,35 @@ def read_block(
             out[r, cols[ok]] = values[ok]
         finally:
             os.close(fd)
+    return out
+
+
+def librrd_fetch(
+    path: str, cf: str, granularity: int, rows: int, start: float | None, stop: float | None
+) -> list[tuple[int, float]]:
+    """Known points ``(bucket start, value)`` through ``rrdtool.fetch``, for a layout this
+    reader does not know (``rows``: the archive's length). librrd locks the file, and an
+    rrdcached write that meets that lock fails: hence the direct reader first."""
+    last = last_update(path) // 1_000_000
+    end = last if stop is None else min(stop, last + granularity)
+    earliest = (last // granularity) * granularity - (rows - 1) * granularity
+    begin = earliest if start is None else max(start, earliest)
+    begin = int(begin // granularity) * granularity - granularity
+    end = int(math.ceil(end / granularity)) * granularity
+    if end <= begin:
+        return []
+    (f_start, _f_end, step), _names, values = rrdtool.fetch(
+        path, cf, "-r", str(granularity), "-s", str(begin), "-e", str(end),
+    )
+    if step != granularity:
+        return []
+    lo = start if start is not None else -math.inf
+    hi = stop if stop is not None else math.inf
+    out = []
+    for i, (value,) in enumerate(values):
+        if value is None:
+            continue
+        ts = f_start + i * step
+        if ts + step > lo and ts < hi:
+            out.append((ts, value))
     return out
