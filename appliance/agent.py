@@ -1,7 +1,8 @@
 """The scheduler: poll one source kind on its interval and hand each result to the sinks.
 
-One agent runs per source kind, each in its own supervised process (a hung libvirt call or a
-dead SNMP device never stalls another source). Within the agent the poll runs in a worker
+One agent runs per source kind, each in a process of its own (forked by the preloaded
+parent in :mod:`appliance.workers`), so a hung libvirt call or a dead SNMP device never
+stalls another source. Within the agent the poll runs in a worker
 thread with a deadline: an overrunning poll is reported and the next one is not started
 until it returns, so a stuck source cannot pile up threads.
 """
@@ -9,18 +10,24 @@ until it returns, so a stuck source cannot pile up threads.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import random
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
+from typing import TYPE_CHECKING, NoReturn
 
 from appliance import gcpolicy
 from appliance.model import PollResult, TargetReport
 from appliance.pollsters.base import Pollster
 from appliance.storage.errors import is_disk_full
+
+if TYPE_CHECKING:
+    from appliance.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -157,3 +164,43 @@ class Agent:
             except queue.Empty:
                 continue
             self.deliver(event)
+
+
+def serve(settings: Settings, pollster: Pollster) -> NoReturn:
+    """Run ``pollster``'s agent into the local store until SIGTERM or SIGINT, then exit.
+
+    What each per-source worker process runs (and ``appliance poll --source``).
+    """
+    from appliance import coordination, publishers
+    from appliance.store import Store
+
+    source = pollster.source
+    store = Store(settings, seed=False)
+    # On a partitioned appliance the agent polls its ring share; publishers are more sinks.
+    share = coordination.share(settings, source)
+    sinks = [store.write, *publishers.build(settings, source, store)]
+    agent = Agent(pollster, sinks, getattr(settings.pollsters, source).interval,
+                  record_health=store.index.record_reports, owned=share.mine)
+
+    def _stop(_signum, _frame):
+        agent.stop_event.set()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    code = 0
+    try:
+        agent.run()
+    except SystemExit:
+        pass
+    except Exception:  # a bug outside the poll (the store write): the parent restarts us
+        log.exception("agent of %s crashed", source)
+        code = 1
+    finally:
+        share.close()
+        for sink in sinks[1:]:
+            sink.close()
+        store.close()
+        logging.shutdown()
+        # A poll thread stuck in a source's call must not hold the process up.
+        os._exit(code)

@@ -1,4 +1,4 @@
-"""The ``appliance`` command: run | poll | check-config | token | rrdcached."""
+"""The ``appliance`` command: run | poll | check-config | token | rrdcached | workers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -124,8 +123,7 @@ def poll(
     target_names: tuple[str, ...],
 ) -> None:
     """Run the agent of one source kind (or, with --once, show one poll)."""
-    from appliance import pollsters
-    from appliance.agent import Agent
+    from appliance.agent import serve
 
     settings = load_settings(config_path, data_dir)
     if source == "snmp":
@@ -133,52 +131,65 @@ def poll(
         if problem:
             click.echo(f"appliance: {problem}", err=True)
             sys.exit(2)
+    if not once:
+        serve(settings, build_pollster(source, settings))
+    pollster = build_pollster(source, settings)
+    interval = getattr(settings.pollsters, source).interval
+    targets = list(target_names) or _my_share(settings, source, pollster.targets())
+    unknown = set(targets) - set(pollster.targets())
+    if unknown:
+        click.echo(f"appliance: unknown target(s): {', '.join(sorted(unknown))}", err=True)
+        sys.exit(2)
+    try:
+        result = pollster.poll(targets, time.monotonic() + interval * 0.8)
+    finally:
+        pollster.close()
+    _print_poll(result, as_json)
+    sys.exit(0 if all(r.ok for r in result.reports) else 1)
+
+
+def build_pollster(source: str, settings: Settings):
+    """The pollster of ``source`` as its agent runs it (SNMP: with the index's runtime
+    targets too)."""
+    from appliance import pollsters
+
     pollster = pollsters.build(source, settings)
     if source == "snmp":
         from appliance.snmp_programs import attach_runtime_targets
 
         attach_runtime_targets(pollster, settings)
-    interval = getattr(settings.pollsters, source).interval
-    if once:
-        targets = list(target_names) or _my_share(settings, source, pollster.targets())
-        unknown = set(targets) - set(pollster.targets())
-        if unknown:
-            click.echo(f"appliance: unknown target(s): {', '.join(sorted(unknown))}", err=True)
-            sys.exit(2)
-        try:
-            result = pollster.poll(targets, time.monotonic() + interval * 0.8)
-        finally:
-            pollster.close()
-        _print_poll(result, as_json)
-        sys.exit(0 if all(r.ok for r in result.reports) else 1)
+    return pollster
 
-    from appliance import coordination, publishers
-    from appliance.store import Store
 
-    store = Store(settings, seed=False)
-    share = coordination.share(settings, source)
-    sinks = [store.write, *publishers.build(settings, source, store)]
-    agent = Agent(pollster, sinks, interval, record_health=store.index.record_reports,
-                  owned=share.mine)
+def _agent(settings: Settings, source: str) -> None:
+    """What a ``poll-<source>`` worker runs, once forked."""
+    from appliance.agent import serve
 
-    def _stop(signum, _frame):
-        agent.stop_event.set()
-        raise SystemExit(0)
+    serve(settings, build_pollster(source, settings))
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    try:
-        agent.run()
-    except SystemExit:
-        pass
-    finally:
-        share.close()
-        for sink in sinks[1:]:
-            sink.close()
-        store.close()
-        logging.shutdown()
-        # A poll thread stuck in a source's call must not hold the process up.
-        os._exit(0)
+
+@main.command(hidden=True)
+@config_option
+@data_dir_option
+def workers(config_path: Path | None, data_dir: Path | None) -> None:
+    """Fork an agent per enabled source, and the alarm evaluator, from this preloaded
+    process; fork again whichever ends (run by supervisord)."""
+    from functools import partial
+
+    from appliance import store  # noqa: F401 (imported before the fork: shared pages)
+    from appliance import workers as forked
+    from appliance.alarms import actions, evaluator  # noqa: F401 (likewise)
+    from appliance.alarms import process as alarm_process
+
+    settings = load_settings(config_path, data_dir)
+    sources = settings.enabled_sources()
+    jobs = [forked.Worker(f"poll-{s}", partial(_agent, settings, s)) for s in sources]
+    for source in sources:
+        SOURCES[source]()  # each pollster's module, imported here once for every child
+    if settings.alarms.enabled:
+        jobs.append(forked.Worker("alarm-evaluator", partial(alarm_process.main, settings)))
+    forked.freeze_imports()
+    sys.exit(forked.supervise(jobs, str(settings.data_dir)))
 
 
 def _my_share(settings: Settings, source: str, targets) -> list[str]:

@@ -68,6 +68,10 @@ class ApiSettings(_Section):
     open_read: bool = False
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     secret_key: SecretStr | None = None  # signs status-page sessions; generated if unset
+    # A worker holding more memory of its own (not shared with the preloaded master) than
+    # this is replaced after its request (appliance/api/serving.py): what a burst of large
+    # requests left behind comes back.
+    worker_recycle_mb: int = Field(24, ge=1)
 
     @field_validator("listen")
     @classmethod

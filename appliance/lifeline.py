@@ -18,12 +18,17 @@ import sys
 PR_SET_PDEATHSIG = 1
 
 
+def die_with_parent() -> bool:
+    """Ask the kernel for SIGTERM when the parent dies; False if it refused."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+
+
 def main(argv: list[str]) -> None:
     if not argv:
         sys.exit("usage: python -m appliance.lifeline PROGRAM [ARGS...]")
     parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+    if not die_with_parent():
         # A seccomp filter may refuse it; under systemd the unit's cgroup is the lifeline.
         print(f"lifeline: prctl failed ({os.strerror(ctypes.get_errno())}); starting "
               f"{argv[0]} without it", file=sys.stderr)

@@ -1,10 +1,11 @@
 """The supervisord config that ``appliance run`` renders into the data dir.
 
-One supervisor runs every process: rrdcached first, then the API, one agent per enabled
-source kind, the alarm evaluator, and the SNMP trap receiver and discovery loop when
-configured (a plain list, :func:`programs`). Children log to
-supervisord's stdout, so under systemd everything lands in the journal and under ``make run``
-in the terminal.
+One supervisor runs every process: rrdcached first, then the API (a preloaded gunicorn
+master and its workers), then ``workers``: one preloaded parent that forks a process per
+enabled source kind and one for the alarm evaluator (:mod:`appliance.workers`), and forks
+again whichever ends; and the SNMP trap receiver and discovery loop when configured (a
+plain list, :func:`programs`). Children log to supervisord's stdout, so under systemd everything
+lands in the journal and under ``make run`` in the terminal.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     common = ["--data-dir", str(settings.data_dir)]
     if config_path is not None:
         common += ["--config", str(config_path)]
-    env = {"APPLIANCE_DATA_DIR": str(settings.data_dir)}
+    # glibc gives each thread that allocates an arena of its own, and freed memory stays in
+    # whichever arena held it: two arenas are enough for a poll thread beside the main one.
+    env = {"APPLIANCE_DATA_DIR": str(settings.data_dir), "MALLOC_ARENA_MAX": "2"}
     if config_path is not None:
         env["APPLIANCE_CONFIG"] = str(config_path)
     out = [
@@ -49,6 +52,14 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
             [
                 sys.executable, "-m", "gunicorn",
                 "--workers", str(settings.api.workers),
+                # The app is imported once in the master and its workers are forked from
+                # it, sharing those pages (appliance/api/serving.py freezes them first and
+                # replaces a worker holding more than api.worker_recycle_mb of its own).
+                "--preload",
+                "--config", "python:appliance.api.serving",
+                # A backstop for slow growth the memory check does not catch; the jitter
+                # keeps two workers from restarting together.
+                "--max-requests", "20000", "--max-requests-jitter", "2000",
                 # Sync workers, measured against gthread with one thread and keep-alive
                 # (benchmarks/api.py): here gthread's hand-off of each request between its
                 # two threads cost more than the TCP connection that keep-alive saves.
@@ -63,12 +74,8 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
             env,
         ),
     ]
-    out += [
-        Program(f"poll-{source}", _appliance("poll", "--source", source, *common), 30)
-        for source in settings.enabled_sources()
-    ]
-    if settings.alarms.enabled:
-        out.append(Program("alarm-evaluator", _appliance("alarms", *common), 40))
+    if settings.enabled_sources() or settings.alarms.enabled:
+        out.append(Program("workers", _appliance("workers", *common), 30, env))
     snmp = settings.pollsters.snmp
     # The trap receiver when there are targets to accept traps from (configured, or found by
     # discovery); the discovery loop when there are networks to sweep.

@@ -27,9 +27,18 @@ def supervisorctl(app: RunningAppliance, *args: str) -> str:
 
 
 def program_pid(app: RunningAppliance, name: str) -> int:
-    """The pid supervisord knows for a program, 0 while it is not running."""
+    """The pid of a supervised program, or of a process that the ``workers`` program forked
+    (``poll-host``, ``alarm-evaluator``: appliance/workers.py); 0 while it is not running."""
+    from appliance.ui.health import forked_rows
+
     text = supervisorctl(app, "pid", name)
-    return int(text) if text.isdigit() else 0
+    if text.isdigit():
+        return int(text)
+    parent = supervisorctl(app, "pid", "workers")
+    if not parent.isdigit() or parent == "0":
+        return 0
+    return next((row["pid"] for row in forked_rows("workers", int(parent))
+                 if row["name"] == name), 0)
 
 
 def create_metrics(app: RunningAppliance, count: int) -> list[str]:

@@ -21,7 +21,7 @@ def test_supervised_evaluator_fires_webhook(appliance_factory):
             "alarms": {"evaluation_interval": 1, "webhook_timeout": 2},
         })
         conf = (app.data_dir / "run" / "supervisord.conf").read_text()
-        assert "[program:alarm-evaluator]" in conf
+        assert "[program:workers]" in conf  # which forks the evaluator
 
         def call(method, path, body=None, status=200):
             r = requests.request(method, f"{app.url}{path}", json=body, headers=app.headers,

@@ -144,9 +144,12 @@ def test_webhook_gives_up_after_bounded_retries():
         server.close()
 
 
-def test_evaluator_program_follows_alarms_enabled(tmp_path):
-    on = config.parse({"data_dir": str(tmp_path)})
-    off = config.parse({"data_dir": str(tmp_path), "alarms": {"enabled": False}})
-    (program,) = [p for p in supervise.programs(on, None) if p.name == "alarm-evaluator"]
-    assert program.argv[-3:] == ["alarms", "--data-dir", str(tmp_path)]
-    assert [p for p in supervise.programs(off, None) if p.name == "alarm-evaluator"] == []
+def test_evaluator_is_forked_by_the_workers_program_when_alarms_are_enabled(tmp_path):
+    no_sources = {"host": {"enabled": False}, "sensors": {"enabled": False},
+                  "libvirt": {"enabled": False}}
+    on = config.parse({"data_dir": str(tmp_path), "pollsters": no_sources})
+    off = config.parse({"data_dir": str(tmp_path), "pollsters": no_sources,
+                        "alarms": {"enabled": False}})
+    (program,) = [p for p in supervise.programs(on, None) if p.name == "workers"]
+    assert program.argv[-3:] == ["workers", "--data-dir", str(tmp_path)]
+    assert [p.name for p in supervise.programs(off, None)] == ["rrdcached", "api"]

@@ -100,4 +100,4 @@ def test_librrd_fallback_gives_the_same_known_points(rrd, granularity, rows):
     known = [(int(t), v) for t, v in zip(times.tolist(), values.tolist(), strict=True)
              if not math.isnan(v)]
     assert known
-    assert rrdread.librrd_fetch(rrd, "AVERAGE", granularity, rows, start, stop) == known
+    assert rrdread.fetch_with_librrd(rrd, "AVERAGE", granularity, rows, start, stop) == known

@@ -1,4 +1,4 @@
-"""The alarm evaluator as a process of its own under supervisord.
+"""The alarm evaluator as a process of its own (forked by :mod:`appliance.workers`).
 
 ``appliance alarms`` runs rounds every ``alarms.evaluation_interval`` seconds (down to 1 s),
 aligned to the interval so that rounds do not drift, and never two at once: a round that

@@ -52,7 +52,7 @@ def _grid(times: np.ndarray) -> tuple[float, float, int] | None:
     return None
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=64)  # as many as _heads: ~7 MB of strings for a day at a minute
 def _iso_grid(first: float, step: float, count: int) -> list[str]:
     seconds = (first + step * np.arange(count)).astype("datetime64[s]")
     return [text + "+00:00" for text in np.datetime_as_string(seconds, unit="s").tolist()]

@@ -356,8 +356,8 @@ class Measures:
         """Bucket starts and values (NaN where unknown) of one metric; the caller flushed it.
 
         The archive is read by :mod:`appliance.storage.rrdread` (numpy, no per-row Python),
-        falling back to :func:`rrdread.librrd_fetch` (``policy_of`` gives the policy) for a
-        layout that reader does not know.
+        falling back to :func:`rrdread.fetch_with_librrd` (``policy_of`` gives the policy)
+        for a layout that reader does not know.
         """
         cf = CF_FOR_AGGREGATION[aggregation]
         try:
@@ -367,8 +367,8 @@ class Measures:
         except rrdread.UnsupportedFile:
             policy = policy_of(metric.archive_policy_name)
             rows = next(i.points for i in policy.definition if i.granularity == granularity)
-            points = rrdread.librrd_fetch(str(self.path(metric.id)), cf, granularity, rows,
-                                          start, stop)
+            points = rrdread.fetch_with_librrd(str(self.path(metric.id)), cf, granularity,
+                                               rows, start, stop)
             if not points:
                 return np.empty(0), np.empty(0)
             times, values = np.array(points, dtype=float).T

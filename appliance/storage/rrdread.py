@@ -164,12 +164,12 @@ def read_block(
     return out
 
 
-def librrd_fetch(
+def fetch_with_librrd(
     path: str, cf: str, granularity: int, rows: int, start: float | None, stop: float | None
 ) -> list[tuple[int, float]]:
-    """Known points ``(bucket start, value)`` through ``rrdtool.fetch``, for a layout this
-    reader does not know (``rows``: the archive's length). librrd locks the file, and an
-    rrdcached write that meets that lock fails: hence the direct reader first."""
+    """Known points ``(bucket start, value)`` through ``rrdtool.fetch``, for a layout
+    :func:`read` does not know. librrd locks the file while it reads, and an rrdcached write
+    meeting that lock drops its values: this is only the fallback."""
     last = last_update(path) // 1_000_000
     end = last if stop is None else min(stop, last + granularity)
     earliest = (last // granularity) * granularity - (rows - 1) * granularity
@@ -178,18 +178,15 @@ def librrd_fetch(
     end = int(math.ceil(end / granularity)) * granularity
     if end <= begin:
         return []
-    (f_start, _f_end, step), _names, values = rrdtool.fetch(
+    (f_start, _f_end, step), _names, data = rrdtool.fetch(
         path, cf, "-r", str(granularity), "-s", str(begin), "-e", str(end),
     )
     if step != granularity:
         return []
     lo = start if start is not None else -math.inf
     hi = stop if stop is not None else math.inf
-    out = []
-    for i, (value,) in enumerate(values):
-        if value is None:
-            continue
-        ts = f_start + i * step
-        if ts + step > lo and ts < hi:
-            out.append((ts, value))
-    return out
+    return [
+        (f_start + i * step, value)
+        for i, (value,) in enumerate(data)
+        if value is not None and f_start + (i + 1) * step > lo and f_start + i * step < hi
+    ]

@@ -76,18 +76,43 @@ def processes(settings: Settings, timeout: float = SUPERVISOR_TIMEOUT) -> Proces
         infos = proxy.supervisor.getAllProcessInfo()
     except (OSError, xmlrpc.client.Error) as exc:
         return Processes(error=f"supervisord did not answer: {exc}")
-    rows = [
-        {
+    rows = []
+    for p in infos:
+        rows.append({
             "name": p["name"],
             "state": p["statename"],
             "tone": PROCESS_TONE.get(p["statename"], "bad"),
             "pid": p["pid"] or None,
             "since": p["start"] if p["statename"] == "RUNNING" else p["stop"] or None,
             "detail": p["spawnerr"] or p["description"],
-        }
-        for p in infos
-    ]
+        })
+        if p["pid"]:
+            rows += forked_rows(p["name"], p["pid"])
     return Processes(rows)
+
+
+def forked_rows(program: str, pid: int) -> list[dict[str, Any]]:
+    """The named processes a supervised one forked itself (appliance/workers.py: one per
+    source and the alarm evaluator): supervisord knows only their parent."""
+    import psutil
+
+    from appliance.workers import name_of
+
+    rows = []
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.Error:
+        return rows
+    for child in children:
+        try:
+            name, since = name_of(" ".join(child.cmdline()).strip()), child.create_time()
+        except psutil.Error:  # ended meanwhile
+            continue
+        if name:
+            rows.append({"name": name, "state": "RUNNING", "tone": "ok",
+                         "pid": child.pid, "since": since,
+                         "detail": f"pid {child.pid}, forked by {program}"})
+    return sorted(rows, key=lambda r: r["name"])
 
 
 def uptime(settings: Settings, fallback_start: float) -> float:

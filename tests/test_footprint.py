@@ -1,0 +1,121 @@
+"""What keeps the appliance small and gives memory back (issue 14), on the real thing.
+
+- The API's workers are forked from a preloaded master, and a worker that holds more than
+  ``api.worker_recycle_mb`` of memory of its own is replaced after its request.
+- The agents and the alarm evaluator are forked from one preloaded parent; a crash in one
+  ends and restarts that one only, and the status page still lists each of them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import psutil
+import requests
+
+from appliance import workers
+from appliance.config import ApiSettings
+from appliance.ui.health import forked_rows
+from tests.conftest import wait_for
+
+
+def _gunicorn_workers(app) -> set[int]:
+    """Pids of the API's worker processes (children of the gunicorn master)."""
+    root = psutil.Process(app.proc.pid)
+    master = next(p for p in root.children() if "gunicorn" in " ".join(p.cmdline()))
+    return {p.pid for p in master.children()}
+
+
+def _workers_parent(app) -> psutil.Process | None:
+    """The ``workers`` process, once it has imported and titled itself."""
+    root = psutil.Process(app.proc.pid)
+    return next((p for p in root.children()
+                 if workers.name_of(" ".join(p.cmdline()).strip()) == "workers"), None)
+
+
+def _forked(app) -> dict[str, int]:
+    """Worker name -> pid, as the status page finds them."""
+    parent = _workers_parent(app)
+    if parent is None:
+        return {}
+    return {row["name"]: row["pid"] for row in forked_rows("workers", parent.pid)}
+
+
+def _day_of_measures(app) -> tuple[str, int]:
+    """A metric with a day of points at one minute; returns its id and the day's start."""
+    h = app.headers
+    mid = requests.post(f"{app.url}/v1/metric", json={"archive_policy_name": "medium"},
+                        headers=h, timeout=10).json()["id"]
+    start = (int(time.time()) // 60 - 1440) * 60
+    points = [{"timestamp": start + 60 * i, "value": float(i)} for i in range(1440)]
+    r = requests.post(f"{app.url}/v1/metric/{mid}/measures", json=points, headers=h, timeout=30)
+    assert r.status_code == 202
+    return mid, start
+
+
+def _read_windows(app, mid: str, start: int, count: int) -> None:
+    """GETs of ``count`` different windows: each leaves a timestamp grid in the worker's
+    bounded caches (appliance/api/jsonio.py), about 200 KB apiece."""
+    for i in range(count):
+        r = requests.get(f"{app.url}/v1/metric/{mid}/measures", headers=app.headers,
+                         params={"granularity": 60, "start": start + 60 * i}, timeout=10)
+        assert r.status_code == 200 and len(r.json()) == 1440 - i
+
+
+def test_api_worker_that_grew_past_the_bound_is_replaced(appliance_factory):
+    app = appliance_factory({"api": {"workers": 1, "worker_recycle_mb": 1}})
+    mid, start = _day_of_measures(app)
+    before = _gunicorn_workers(app)
+    assert len(before) == 1
+    _read_windows(app, mid, start, 10)  # a forked worker's first requests copy ~10 MB
+    after = wait_for(lambda: (_gunicorn_workers(app) - before) or None, timeout=60,
+                     what="a fresh API worker")
+    assert before.isdisjoint(after)
+    _read_windows(app, mid, start, 1)  # the fresh worker, forked from the master, serves
+
+
+def test_api_worker_within_the_bound_is_kept(appliance_factory):
+    assert ApiSettings().worker_recycle_mb == 24
+    app = appliance_factory({"api": {"workers": 1}})
+    mid, start = _day_of_measures(app)
+    before = _gunicorn_workers(app)
+    _read_windows(app, mid, start, 10)  # ~2 MB of cached grids, well within the 24 MB
+    assert _gunicorn_workers(app) == before
+
+
+def test_crash_in_one_source_restarts_that_source_only(appliance_factory):
+    app = appliance_factory({"alarms": {"evaluation_interval": 1}})
+    conf = (app.data_dir / "run" / "supervisord.conf").read_text()
+    assert "[program:workers]" in conf and "[program:poll-host]" not in conf
+    named = wait_for(lambda: (lambda f: f if {"poll-host", "alarm-evaluator"} <= set(f)
+                              else None)(_forked(app)), timeout=60,
+                     what="both forked workers")
+    parent = _workers_parent(app)
+
+    os.kill(named["poll-host"], signal.SIGSEGV)  # what a crash in a C binding looks like
+    again = wait_for(lambda: (lambda f: f if f.get("poll-host", named["poll-host"])
+                              != named["poll-host"] else None)(_forked(app)),
+                     timeout=60, what="poll-host forked again")
+    assert again["alarm-evaluator"] == named["alarm-evaluator"]
+    assert _workers_parent(app) == parent
+    # The restarted agent polls again: the host source reports after the crash.
+    crashed_at = psutil.Process(again["poll-host"]).create_time()
+
+    def polled_since() -> bool:
+        status = requests.get(f"{app.url}/v1/status", headers=app.headers, timeout=5).json()
+        host = [s for s in status["appliance"]["sources"] if s["source"] == "host"]
+        return bool(host) and host[0]["last_success"] > crashed_at
+
+    wait_for(polled_since, timeout=60, what="a host poll by the restarted agent")
+    app.stop()
+    assert app.leftovers() == []
+
+
+def test_restart_back_off_grows_for_quick_deaths_and_resets_after_a_stable_run():
+    w = workers.Worker("poll-x", lambda: None)
+    delays = [workers.restart_delay(w, lived=0.5) for _ in range(8)]
+    assert delays[0] == workers.FIRST_BACKOFF
+    assert delays == sorted(delays) and delays[-1] == workers.MAX_BACKOFF
+    assert workers.restart_delay(w, lived=workers.STABLE_SECONDS) == 0.0
