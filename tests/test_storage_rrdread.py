@@ -61,3 +61,43 @@ def test_unknown_archive_and_foreign_files_are_refused(rrd, tmp_path):
     junk.write_bytes(b"not an rrd file at all" * 10)
     with pytest.raises(rrdread.UnsupportedFile):
         rrdread.read(str(junk), "AVERAGE", 60, None, None)
+
+
+@pytest.mark.parametrize(("granularity", "first", "count"), [
+    (60, T0 - 600, 400),  # starts before the file's first bucket
+    (60, T0 + 3000, 40),  # inside, across the gap
+    (60, T0 + 5 * 3600 - 1200, 100),  # ends after the newest completed bucket
+    (1, T0 + 5 * 3600 - 600, 700),
+])
+def test_block_rows_are_what_read_returns(rrd, tmp_path, granularity, first, count):
+    junk = tmp_path / "junk.rrd"
+    junk.write_bytes(b"not an rrd file at all" * 10)
+    fallback_rows = []
+
+    def fallback(r):  # what a layout rrdread refuses is placed by its own times
+        fallback_rows.append(r)
+        return np.array([first + granularity, first - granularity]), np.array([7.0, 8.0])
+
+    paths = [rrd, str(tmp_path / "missing.rrd"), str(junk), rrd]
+    block = rrdread.read_block(paths, "MAX", granularity, first, count, fallback)
+    assert block.shape == (4, count)
+    times, values = rrdread.read(rrd, "MAX", granularity, first, first + count * granularity)
+    expected = np.full(count, np.nan)
+    expected[((times - first) // granularity).astype(int)] = values
+    assert np.any(~np.isnan(expected))
+    np.testing.assert_array_equal(block[0], expected)
+    np.testing.assert_array_equal(block[3], expected)
+    assert np.all(np.isnan(block[1]))  # no file: no values
+    assert fallback_rows == [2]
+    assert block[2, 1] == 7.0 and np.isnan(block[2, 0]) and np.all(np.isnan(block[2, 2:]))
+
+
+@pytest.mark.parametrize(("granularity", "rows"), [(60, 7 * 1440), (3600, 365 * 24)])
+def test_librrd_fallback_gives_the_same_known_points(rrd, granularity, rows):
+    # The fallback for layouts the direct reader refuses must agree with it where both work.
+    start, stop = T0 + 1800, T0 + 5 * 3600 - 900
+    times, values = rrdread.read(rrd, "AVERAGE", granularity, start, stop)
+    known = [(int(t), v) for t, v in zip(times.tolist(), values.tolist(), strict=True)
+             if not math.isnan(v)]
+    assert known
+    assert rrdread.fetch_with_librrd(rrd, "AVERAGE", granularity, rows, start, stop) == known

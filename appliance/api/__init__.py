@@ -13,7 +13,7 @@ from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from appliance import __version__, ui
-from appliance.api import auth, errors, openapi, prometheus
+from appliance.api import auth, errors, openapi, prometheus, promql
 from appliance.api.hotpath import MeasuresFastPath
 from appliance.api.v1 import (
     aggregates,
@@ -66,6 +66,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     for blueprint in V1_BLUEPRINTS:
         app.register_blueprint(blueprint, url_prefix="/v1")
     app.register_blueprint(prometheus.bp)
+    app.register_blueprint(promql.bp)  # /api/v1, the Prometheus query API
     app.register_blueprint(ui.bp)  # the status page
     app.wsgi_app = MeasuresFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -18,9 +18,11 @@ from appliance.webcontext import memo_of, verifier_of
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: What this check guards; the status page keeps its own session login.
-API_PREFIXES = ("/v1/", "/metrics")
-#: POSTs that only read (Gnocchi carries search queries and operations in a body).
-READ_ONLY_POSTS = ("/v1/search/", "/v1/aggregates")
+API_PREFIXES = ("/v1/", "/metrics", "/api/v1/")
+#: POSTs that only read (Gnocchi carries search queries and operations in a body; the
+#: Prometheus query API takes form-encoded queries).
+READ_ONLY_POSTS = ("/v1/search/", "/v1/aggregates", "/api/v1/query", "/api/v1/series",
+                   "/api/v1/labels", "/api/v1/format_query")
 #: API paths served without any token.
 PUBLIC_PATHS = {"/v1/openapi.json"}
 

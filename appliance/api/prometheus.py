@@ -33,6 +33,11 @@ bp = Blueprint("prometheus", __name__)
 RRDCACHED_GAUGES = {"QueueLength", "TreeNodesNumber", "TreeDepth"}
 
 
+def help_text(meter: str, unit: str | None) -> str:
+    """A family's HELP: the meter's own name and its unit (the query API's metadata too)."""
+    return f"{meter} ({unit or 'unitless'})"
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -76,8 +81,7 @@ class ApplianceCollector:
             for key, label in attribute_labels(a).items():
                 label_of.setdefault(key, label)
         labels = list(FIXED_LABELS) + sorted(set(label_of.values()))
-        unit = samples[0][0]["unit"] or "unitless"
-        doc = f"{samples[0][0]['name']} ({unit})"
+        doc = help_text(samples[0][0]["name"], samples[0][0]["unit"])
         cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
         family = cls(name, doc, labels=labels)
         for (row, value), a in zip(samples, attrs, strict=True):

@@ -139,14 +139,28 @@ class Metrics:
                 out[r["resource_id"]][r["name"]] = r["id"]
         return out
 
-    def named_with_resources(self) -> list[sqlite3.Row]:
+    def named_with_resources(self, like: Sequence[str] | None = None) -> list[sqlite3.Row]:
         """Every named metric with its resource's type and attributes, by name then id
-        (what ``/metrics`` exposes)."""
-        return self.db.query(
-            "SELECT m.id, m.name, m.unit, m.kind, m.resource_id, r.type, r.attributes"
+        (what ``/metrics`` exposes); with ``like``, those whose name is LIKE one of them.
+
+        The Prometheus query API selects series with ``like``: a Prometheus name
+        (``disk_device_read_bytes``) does not map back to one meter name
+        (``disk.device.read.bytes``, ``disk-device.read_bytes``, ...), but every character a
+        meter name loses became ``_``, which LIKE reads as "any one character": LIKE narrows
+        the scan and the caller keeps the rows whose exposed name really is the one asked.
+        """
+        sql = (
+            "SELECT m.id, m.name, m.unit, m.kind, m.archive_policy_name, m.resource_id,"
+            " m.created_at, m.creator, r.type, r.attributes"
             " FROM metrics m LEFT JOIN resources r ON r.id = m.resource_id"
-            " WHERE m.name IS NOT NULL ORDER BY m.name, m.id"
+            " WHERE m.name IS NOT NULL"
         )
+        if like is None:
+            return self.db.query(sql + " ORDER BY m.name, m.id")
+        if not like:
+            return []
+        where = " OR ".join("m.name LIKE ?" for _ in like)
+        return self.db.query(f"{sql} AND ({where}) ORDER BY m.name, m.id", list(like))
 
     def ids_on_matching_resources(
         self, name: str, resource_type: str, where: str, params: Sequence[Any]

@@ -356,8 +356,8 @@ class Measures:
         """Bucket starts and values (NaN where unknown) of one metric; the caller flushed it.
 
         The archive is read by :mod:`appliance.storage.rrdread` (numpy, no per-row Python),
-        falling back to :meth:`fetch` (``policy_of`` gives the policy) for a layout that
-        reader does not know.
+        falling back to :func:`rrdread.fetch_with_librrd` (``policy_of`` gives the policy)
+        for a layout that reader does not know.
         """
         cf = CF_FOR_AGGREGATION[aggregation]
         try:
@@ -366,11 +366,25 @@ class Measures:
             return np.empty(0), np.empty(0)
         except rrdread.UnsupportedFile:
             policy = policy_of(metric.archive_policy_name)
-            points = self._librrd_fetch(metric, policy, aggregation, granularity, start, stop)
+            rows = next(i.points for i in policy.definition if i.granularity == granularity)
+            points = rrdread.fetch_with_librrd(str(self.path(metric.id)), cf, granularity,
+                                               rows, start, stop)
             if not points:
                 return np.empty(0), np.empty(0)
             times, values = np.array(points, dtype=float).T
             return times, values
+
+    def read_block(self, metrics: Sequence[Metric], aggregation: str, granularity: int,
+                   first: int, count: int, policy_of: Callable[[str], ArchivePolicy],
+                   ) -> np.ndarray:
+        """Many metrics' buckets from ``first`` as one array, a row per metric (NaN where
+        unknown); :meth:`read` for an odd layout. Paths joined as text: a ``Path`` each
+        cost as much as reading the buckets."""
+        return rrdread.read_block(
+            [f"{self.rrd_dir}/{self.relpath(m.id)}" for m in metrics],
+            CF_FOR_AGGREGATION[aggregation], granularity, first, count,
+            lambda r: self.read(metrics[r], aggregation, granularity, first,
+                                first + count * granularity, policy_of))
 
     def last_values(self, metric_ids: Sequence[str]) -> dict[str, float]:
         """The latest value of each metric that has one, after one batched flush.
@@ -455,34 +469,13 @@ class Measures:
         and an rrdcached write that meets that lock fails and drops the values it carried
         (seen here: acknowledged values lost to a concurrent ``rrdtool.fetch``).
         """
-        path = self.path(metric.id)
-        if not path.is_file():
+        if not self.path(metric.id).is_file():
             return []
         if flush:
             self.flush(metric.id)
-        try:
-            times, values = rrdread.read(str(path), CF_FOR_AGGREGATION[aggregation],
-                                         granularity, start, stop)
-        except rrdread.UnsupportedFile:
-            return self._librrd_fetch(metric, policy, aggregation, granularity, start, stop)
-        except FileNotFoundError:
-            return []
+        times, values = self.read(metric, aggregation, granularity, start, stop,
+                                  lambda _name: policy)
         return [(int(t), float(v)) for t, v in zip(times, values, strict=True) if v == v]
-
-    def _librrd_fetch(
-        self,
-        metric: Metric,
-        policy: ArchivePolicy,
-        aggregation: str,
-        granularity: int,
-        start: float | None,
-        stop: float | None,
-    ) -> list[tuple[int, float]]:
-        """``rrdtool.fetch``, for a file layout rrdread does not know (it locks the file)."""
-        rows = next(i.points for i in policy.definition if i.granularity == granularity)
-        return rrdread.fetch_with_librrd(str(self.path(metric.id)),
-                                         CF_FOR_AGGREGATION[aggregation], granularity, rows,
-                                         start, stop)
 
     def delete(self, metric_id: str) -> None:
         self._series.pop(metric_id, None)

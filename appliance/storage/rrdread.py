@@ -1,4 +1,4 @@
-"""Read one RRA of an RRD file straight into numpy: the API's fast path for many series.
+"""Read one RRA of RRD files straight into numpy: the API's fast path for many series.
 
 ``rrdtool.fetch`` returns a tuple per row, and turning 1,000 files x 1,440 rows of tuples into
 arrays costs more than reading the files. An RRD file is a fixed header followed by each
@@ -6,14 +6,18 @@ RRA's ring of doubles (unknown = NaN), so one ``pread`` of the header and one or
 wanted rows give the values with no per-row Python. Layout (rrd_format.h, x86-64, versions
 0003/0004): stat_head (128 bytes), ds_def (120 per DS), rra_def (120 per RRA), live_head
 (16), pdp_prep (112 per DS), cdp_prep (80 per RRA x DS), rra_ptr (8 per RRA), then data.
-tests/test_storage_rrdread.py checks the result against ``rrdtool.fetch``.
+The static part (stat_head, ds_def, rra_def) is parsed once per distinct layout (the files
+of one policy share it); each read then unpacks only the last update and the ring pointer.
+tests/test_storage_rrdread.py checks the results against ``rrdtool.fetch``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import struct
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import rrdtool
@@ -28,6 +32,71 @@ class UnsupportedFile(ValueError):
     """Not an RRD layout this reader knows; the caller falls back to ``rrdtool.fetch``."""
 
 
+@functools.lru_cache(maxsize=256)
+def _layout(static: bytes) -> tuple[int, int, int, dict[tuple[str, int], tuple[int, int, int]]]:
+    """``(DS count, live_head offset, rra_ptr offset, {(cf, granularity): (data offset, row
+    count, RRA index)})`` of a header's static part; :class:`UnsupportedFile` is not cached."""
+    if static[:4] != b"RRD\0" or static[4:8] not in (b"0003", b"0004"):
+        raise UnsupportedFile("not an RRD version 0003/0004 file")
+    cookie, ds_cnt, rra_cnt, pdp_step = struct.unpack_from("<dQQQ", static, 16)
+    if cookie != FLOAT_COOKIE:
+        raise UnsupportedFile("foreign byte order or float format")
+    rra_def = 128 + 120 * ds_cnt
+    live = rra_def + 120 * rra_cnt
+    rra_ptr = live + 16 + 112 * ds_cnt + 80 * rra_cnt * ds_cnt
+    offset = rra_ptr + 8 * rra_cnt
+    if offset > _HEAD_READ:
+        raise UnsupportedFile(f"header larger than {_HEAD_READ} bytes")
+    archives: dict[tuple[str, int], tuple[int, int, int]] = {}
+    for i in range(rra_cnt):
+        name = static[rra_def + 120 * i : rra_def + 120 * i + 20].split(b"\0")[0].decode()
+        row_cnt, pdp_cnt = struct.unpack_from("<QQ", static, rra_def + 120 * i + 24)
+        archives.setdefault((name, pdp_cnt * pdp_step), (offset, row_cnt, i))
+        offset += 8 * row_cnt * ds_cnt
+    return ds_cnt, live, rra_ptr, archives
+
+
+class _Ring:
+    """One open file's ``cf`` archive at ``step``: where its buckets are, up to the newest."""
+
+    def __init__(self, fd: int, path: str, cf: str, step: int):
+        head = os.pread(fd, _HEAD_READ, 0)
+        if len(head) < 48:
+            raise UnsupportedFile(f"{path}: not an RRD file")
+        ds_cnt, rra_cnt = struct.unpack_from("<QQ", head, 24)
+        static = 128 + 120 * (ds_cnt + rra_cnt)
+        try:
+            if static > len(head):
+                raise UnsupportedFile(f"header larger than {len(head)} bytes")
+            ds_cnt, live, rra_ptr, archives = _layout(head[:static])
+            if rra_ptr + 8 * rra_cnt > len(head):
+                raise UnsupportedFile(f"header larger than {len(head)} bytes")
+        except UnsupportedFile as exc:
+            raise UnsupportedFile(f"{path}: {exc}") from None
+        if (cf, step) not in archives:
+            raise UnsupportedFile(f"{path}: no {cf} archive at {step} s")
+        self.fd, self.step, self.ds_cnt = fd, step, ds_cnt
+        self.offset, self.rows, index = archives[cf, step]
+        (last_up,) = struct.unpack_from("<q", head, live)
+        (self.cur_row,) = struct.unpack_from("<Q", head, rra_ptr + 8 * index)
+        # The row at cur_row is the last completed bucket, [newest, newest + step).
+        self.newest = (last_up // step) * step - step
+        self.oldest = self.newest - (self.rows - 1) * step
+
+    def values(self, first: int, count: int) -> np.ndarray:
+        """The ``count`` buckets from ``first`` on (all within the ring), read-only."""
+        # Ring position of bucket ``first``: newest is at cur_row, older ones before it.
+        p = (self.cur_row - (self.newest - first) // self.step) % self.rows
+        size = 8 * self.ds_cnt
+        chunks = []
+        while count:
+            n = min(count, self.rows - p)
+            chunks.append(os.pread(self.fd, n * size, self.offset + p * size))
+            count -= n
+            p = 0
+        return np.frombuffer(b"".join(chunks), dtype="<f8")[:: self.ds_cnt]
+
+
 def read(
     path: str, cf: str, granularity: int, start: float | None, stop: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -36,60 +105,63 @@ def read(
     Buckets overlapping ``[start, stop)`` are returned, oldest first, limited to what the
     ring still holds and to the last completed bucket.
     """
+    step = granularity
     fd = os.open(path, os.O_RDONLY)
     try:
-        head = os.pread(fd, _HEAD_READ, 0)
-        if head[:4] != b"RRD\0" or head[4:8] not in (b"0003", b"0004"):
-            raise UnsupportedFile(f"{path}: not an RRD version 0003/0004 file")
-        cookie, ds_cnt, rra_cnt, pdp_step = struct.unpack_from("<dQQQ", head, 16)
-        if cookie != FLOAT_COOKIE:
-            raise UnsupportedFile(f"{path}: foreign byte order or float format")
-        rra_def = 128 + 120 * ds_cnt
-        live = rra_def + 120 * rra_cnt
-        rra_ptr = live + 16 + 112 * ds_cnt + 80 * rra_cnt * ds_cnt
-        data = rra_ptr + 8 * rra_cnt
-        if data > len(head):
-            raise UnsupportedFile(f"{path}: header larger than {_HEAD_READ} bytes")
-        (last_up,) = struct.unpack_from("<q", head, live)
-        offset = data
-        for i in range(rra_cnt):
-            name = head[rra_def + 120 * i : rra_def + 120 * i + 20].split(b"\0")[0].decode()
-            row_cnt, pdp_cnt = struct.unpack_from("<QQ", head, rra_def + 120 * i + 24)
-            if name == cf and pdp_cnt * pdp_step == granularity:
-                (cur_row,) = struct.unpack_from("<Q", head, rra_ptr + 8 * i)
-                return _window(fd, offset, ds_cnt, row_cnt, cur_row, granularity, last_up,
-                               start, stop)
-            offset += 8 * row_cnt * ds_cnt
-        raise UnsupportedFile(f"{path}: no {cf} archive at {granularity} s")
+        ring = _Ring(fd, path, cf, step)
+        first, last = ring.oldest, ring.newest
+        if start is not None:
+            first = max(first, (int(start) // step) * step)
+        if stop is not None:
+            last = min(last, int(-(-stop // step)) * step - step)
+        if last < first:
+            return np.empty(0), np.empty(0)
+        count = (last - first) // step + 1
+        times = first + step * np.arange(count, dtype=float)
+        return times, ring.values(first, count).astype(float)
     finally:
         os.close(fd)
 
 
-def _window(
-    fd: int, offset: int, ds_cnt: int, row_cnt: int, cur_row: int, step: int, last_up: int,
-    start: float | None, stop: float | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    # The row at cur_row is the last completed bucket, [newest, newest + step).
-    newest = (last_up // step) * step - step
-    oldest = newest - (row_cnt - 1) * step
-    first = oldest if start is None else max(oldest, (int(start) // step) * step)
-    last = newest if stop is None else min(newest, int(-(-stop // step)) * step - step)
-    if last < first:
-        return np.empty(0), np.empty(0)
-    count = (last - first) // step + 1
-    # Ring position of bucket ``first``: newest is at cur_row, older ones before it.
-    pos = (cur_row - (newest - first) // step) % row_cnt
-    size = 8 * ds_cnt
-    chunks = []
-    remaining, p = count, pos
-    while remaining:
-        n = min(remaining, row_cnt - p)
-        chunks.append(os.pread(fd, n * size, offset + p * size))
-        remaining -= n
-        p = 0
-    values = np.frombuffer(b"".join(chunks), dtype="<f8")[::ds_cnt].astype(float)
-    times = first + step * np.arange(count, dtype=float)
-    return times, values
+def read_block(
+    paths: Sequence[str],
+    cf: str,
+    granularity: int,
+    first: int,
+    count: int,
+    fallback: Callable[[int], tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """The ``cf`` buckets of many files as one ``len(paths) x count`` array, row ``r`` from
+    ``paths[r]``, column ``c`` the bucket starting at ``first + c * granularity`` (``first``
+    a multiple of ``granularity``); NaN where unknown, not held or no file.
+
+    One call for a whole selection: no per-file arrays of times, no copies besides the
+    block's own. A file of a layout this reader does not know is read by ``fallback(r)``
+    (bucket starts and values, e.g. from ``rrdtool.fetch``) and placed by time.
+    """
+    step = granularity
+    out = np.full((len(paths), count), np.nan)
+    end = first + (count - 1) * step
+    for r, path in enumerate(paths):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            ring = _Ring(fd, path, cf, step)
+            lo, hi = max(first, ring.oldest), min(end, ring.newest)
+            if lo <= hi:
+                col = (lo - first) // step
+                n = (hi - lo) // step + 1
+                out[r, col : col + n] = ring.values(lo, n)
+        except UnsupportedFile:
+            times, values = fallback(r)
+            cols = ((times - first) // step).astype(np.int64)
+            ok = (cols >= 0) & (cols < count)
+            out[r, cols[ok]] = values[ok]
+        finally:
+            os.close(fd)
+    return out
 
 
 def fetch_with_librrd(

@@ -1,0 +1,119 @@
+"""The one place the PromQL evaluator meets the store: series selection and bucket reads.
+
+Selection asks the index's metric repository for named metrics
+(:meth:`appliance.index.metrics.Metrics.named_with_resources`) and labels them exactly as
+``/metrics`` does (:func:`appliance.promnames.series_labels`); reads go through the
+store's read API: every selected file flushed in one rrdcached batch
+(:meth:`~appliance.store.Store.flush_many`), then each group of metrics sharing a granularity
+read as one array (:meth:`~appliance.store.Store.read_block`). Kept thin so it can follow
+the storage API as it moves.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from collections.abc import Sequence
+
+from appliance.model import ArchivePolicy, Kind, Metric
+from appliance.promnames import series_labels, series_name
+from appliance.promql import Block, Matcher, SeriesInfo
+from appliance.store import Store
+
+
+def _like(name: str) -> list[str]:
+    """LIKE patterns of the meter names that may be exposed as ``name``."""
+    stems = {name}
+    if name.endswith("_total"):
+        stems.add(name.removesuffix("_total"))
+    for stem in list(stems):
+        if stem[:1] in ("_", "x"):  # prometheus_name's prefixes for odd first characters
+            stems.add(stem[1:])
+    return sorted(s for s in stems if s)
+
+
+def best_granularity(policy: ArchivePolicy, start: float, step: float, now: float) -> int:
+    """The coarsest granularity not coarser than ``step`` that still holds ``start``;
+    failing that, the finest that holds it; failing that, the longest-kept one."""
+    items = sorted(policy.definition, key=lambda i: i.granularity)
+    holding = [i.granularity for i in items if now - i.timespan <= start]
+    fine = [g for g in holding if g <= step]
+    if fine:
+        return fine[-1]
+    if holding:
+        return holding[0]
+    return max(items, key=lambda i: i.timespan).granularity
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _series(metric_id: str, meter: str, unit: str | None, kind: str, policy: str,
+            resource_id: str | None, created_at: float, creator: str,
+            resource_type: str | None, attributes: str | None) -> SeriesInfo:
+    """One index row as a series, labelled as on ``/metrics``.
+
+    Kept per row value (attributes as stored JSON): a dashboard asks for the same series
+    again and again, and building labels cost more than reading their buckets. A changed
+    attribute is a different row value, so nothing here goes stale. Callers never mutate
+    the labels.
+    """
+    counter = kind == Kind.CUMULATIVE.value
+    labels = {"__name__": series_name(meter, counter)}
+    labels.update(series_labels(resource_id, resource_type, metric_id,
+                                json.loads(attributes or "{}")))
+    metric = Metric(metric_id, meter, unit, Kind(kind), resource_id, policy, created_at,
+                    creator)
+    return SeriesInfo(labels, counter, metric)
+
+
+class StoreSource:
+    """:class:`appliance.promql.Source` over one store, for one request."""
+
+    def __init__(self, store: Store, now: float | None = None):
+        self.store = store
+        self.now = time.time() if now is None else now
+
+    def catalogue(self, name: str | None = None) -> list[SeriesInfo]:
+        """Every named metric as a series (or those exposed as ``name``)."""
+        rows = self.store.index.metric_repo.named_with_resources(
+            None if name is None else _like(name))
+        out = []
+        for row in rows:
+            info = _series(*row)
+            if name is None or info.labels["__name__"] == name:
+                out.append(info)
+        return out
+
+    def select(self, matchers: Sequence[Matcher]) -> list[SeriesInfo]:
+        name = next((m.value for m in matchers if m.label == "__name__" and m.op == "="), None)
+        return [s for s in self.catalogue(name)
+                if all(m.matches(s.labels.get(m.label, "")) for m in matchers)]
+
+    def read(self, series: Sequence[SeriesInfo], method: str, start: float, stop: float,
+             step: float) -> tuple[list[Block], list[str]]:
+        metrics: list[Metric] = [s.ref for s in series]  # type: ignore[misc]
+        self.store.flush_many(metrics)
+        policies = self.store.index.policies_for({m.archive_policy_name for m in metrics})
+        by_grain: dict[tuple[int, str], list[int]] = {}
+        kept: dict[int, int] = {}  # granularity -> the longest any of these policies keeps it
+        warnings = []
+        for i, m in enumerate(metrics):
+            policy = policies[m.archive_policy_name]
+            g = best_granularity(policy, start, step, self.now)
+            if g > step:
+                warnings.append(f"{m.archive_policy_name} policy: served from {g} s buckets, "
+                                f"coarser than the step of {step:g} s")
+            aggregation = method if method in policy.aggregation_methods else "mean"
+            by_grain.setdefault((g, aggregation), []).append(i)
+            span = next(item.timespan for item in policy.definition if item.granularity == g)
+            kept[g] = max(kept.get(g, 0), span)
+        blocks = []
+        for (g, aggregation), rows in by_grain.items():
+            # Only what the archive can hold is allocated, whatever range was asked.
+            first = math.floor(max(start, self.now - kept[g] - g) / g) * g - 2 * g
+            count = max(0, (math.floor(min(stop, self.now) / g) * g - first) // g + 1)
+            values = self.store.read_block([metrics[i] for i in rows], aggregation, g,
+                                           int(first), int(count))
+            blocks.append(Block(float(g), float(first), values, rows))
+        return blocks, warnings
