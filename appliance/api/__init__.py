@@ -26,6 +26,7 @@ V1_BLUEPRINTS = (
     "appliance.api.v1.archive_policies",
     "appliance.api.v1.batch",
     "appliance.api.v1.aggregates",
+    "appliance.api.v1.aggregation",
     "appliance.api.openapi",
     "appliance.api.v1.alarms",
 )

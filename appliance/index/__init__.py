@@ -518,6 +518,34 @@ class Index:
                 out[r["resource_id"]][r["name"]] = r["id"]
         return out
 
+    def set_resource_metrics(
+        self, resource_id: str, attach: dict[str, str], detach_others: bool
+    ) -> None:
+        """Gnocchi's ``metrics: {name: metric_id}`` of a resource create or PATCH.
+
+        Each named metric is attached to the resource under that name; with
+        ``detach_others`` (a PATCH that names ``metrics``) the resource's other metrics are
+        detached, kept with their measures but no longer the resource's, as Gnocchi does.
+        """
+        try:
+            with self.transaction() as conn:
+                if detach_others:
+                    keep = list(attach.values())
+                    conn.execute(
+                        "UPDATE metrics SET resource_id = NULL WHERE resource_id = ?"
+                        f" AND id NOT IN ({','.join('?' * len(keep))})",
+                        [resource_id, *keep],
+                    )
+                for name, metric_id in attach.items():
+                    if not conn.execute(
+                        "UPDATE metrics SET resource_id = ?, name = ? WHERE id = ?",
+                        (resource_id, name, metric_id),
+                    ).rowcount:
+                        raise NotFound(f"metric {metric_id}")
+                self.invalidate_caches(conn)
+        except sqlite3.IntegrityError:
+            raise Conflict("a metric of that name is already on this resource") from None
+
     def delete_metric(self, metric_id: str) -> None:
         with self.transaction() as conn:
             if not conn.execute("DELETE FROM metrics WHERE id = ?", (metric_id,)).rowcount:
@@ -595,6 +623,18 @@ class Index:
             if not deleted.rowcount:
                 raise NotFound(f"archive policy rule {name!r}")
             self.invalidate_caches(conn)
+
+    def rename_rule(self, name: str, new_name: str) -> None:
+        """Gnocchi's only change to a rule: its name (what it matches stays)."""
+        try:
+            with self.transaction() as conn:
+                renamed = conn.execute(
+                    "UPDATE archive_policy_rules SET name = ? WHERE name = ?", (new_name, name)
+                )
+                if not renamed.rowcount:
+                    raise NotFound(f"archive policy rule {name!r}")
+        except sqlite3.IntegrityError:
+            raise Conflict(f"archive policy rule {new_name!r} already exists") from None
 
     def resource_types(self) -> list[dict[str, Any]]:
         return [

@@ -198,6 +198,22 @@ def show_rule(name: str):
         raise not_found(f"Archive policy rule {name}") from None
 
 
+@bp.patch("/archive_policy_rule/<name>")
+def rename_rule(name: str):
+    body = jsonio.body()
+    if not isinstance(body, dict) or set(body) != {"name"}:
+        raise bad_param("body", "only the name of a rule can change: {\"name\": NEW}")
+    new_name = _name(body["name"])
+    index = get_store().index
+    try:
+        index.rename_rule(name, new_name)
+    except NotFound:
+        raise not_found(f"Archive policy rule {name}") from None
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+    return jsonio.response(_rule(index.rule(new_name)))
+
+
 @bp.delete("/archive_policy_rule/<name>")
 def delete_rule(name: str):
     try:

@@ -75,12 +75,15 @@ def resource_body(row) -> dict:
 
 
 def listing(type_: str, where: str = "", params: list | None = None) -> Response:
-    """One page of resources (``limit``/``marker``/``sort``), with a ``rel="next"`` link."""
+    """One page of resources (``limit``/``marker``/``sort``), with a ``rel="next"`` link.
+
+    A generic page mixes types: it shows the generic keys unless ``details=true``.
+    """
     type_attributes(type_)
     store = get_store()
     limit = parse_int("limit", arg("limit"), MAX_LIMIT, 1, MAX_LIMIT)
     sort = parse_sort()
-    bool_arg("details")
+    details = bool_arg("details")
     bool_arg("history")
     marker = arg("marker")
     if marker is not None:
@@ -92,7 +95,10 @@ def listing(type_: str, where: str = "", params: list | None = None) -> Response
     except NotFound:
         raise bad_param("marker", f"{marker} is not a resource of this listing") from None
     metrics = store.index.resource_metrics([r["id"] for r in rows])
-    response = jsonio.response([serialize.resource(r, metrics[r["id"]]) for r in rows])
+    bodies = [serialize.resource(r, metrics[r["id"]]) for r in rows]
+    if type_ == "generic":
+        bodies = serialize.generic_rows(bodies, details)
+    response = jsonio.response(bodies)
     if len(rows) == limit:
         link_next(response, rows[-1]["id"])
     return response
@@ -118,18 +124,33 @@ def _time_field(body: dict, key: str) -> float | None:
     return parse_timestamp(key, value)
 
 
-def _add_metrics(resource_id: str, wanted: Any) -> list[Metric]:
-    """Gnocchi's ``metrics: {name: {archive_policy_name, unit}}`` on create and patch."""
+def _add_metrics(resource_id: str, wanted: Any, replace: bool = False) -> list[Metric]:
+    """Gnocchi's ``metrics: {name: {archive_policy_name, unit} | metric_id}`` on create and
+    patch: a spec creates a metric, an id attaches an existing one. With ``replace`` (a PATCH
+    naming ``metrics``) the set replaces the resource's metrics, the others being detached,
+    which is how ``gnocchi resource update --delete-metric`` works."""
     if wanted is None:
         return []
     if not isinstance(wanted, dict):
         raise bad_param("metrics", "must be an object {name: {archive_policy_name, unit}}")
-    created = []
+    attach, specs = {}, {}
     for name, spec in wanted.items():
-        if not isinstance(spec, dict):
-            raise bad_param(f"metrics.{name}", "must be an object {archive_policy_name, unit}")
-        created.append(metric_views.create_metric({**spec, "name": name}, resource_id))
-    return created
+        if isinstance(spec, str):
+            attach[name] = parse_uuid(f"metrics.{name}", spec)
+        elif isinstance(spec, dict):
+            specs[name] = spec
+        else:
+            raise bad_param(f"metrics.{name}",
+                            "must be a metric id or an object {archive_policy_name, unit}")
+    if attach or replace:
+        try:
+            get_store().index.set_resource_metrics(resource_id, attach, replace)
+        except NotFound as exc:
+            raise bad_param("metrics", f"{exc} does not exist") from None
+        except Conflict as exc:
+            raise ApiError(409, str(exc)) from None
+    return [metric_views.create_metric({**spec, "name": name}, resource_id)
+            for name, spec in specs.items()]
 
 
 @bp.get("/resource_type")
@@ -196,7 +217,7 @@ def patch_resource(type_: str, resource_id: str):
     attrs = {**json.loads(row["attributes"]), **_attributes(type_, body)}
     ended_at = _time_field(body, "ended_at") if "ended_at" in body else row["ended_at"]
     store = get_store()
-    _add_metrics(row["id"], body.get("metrics"))
+    _add_metrics(row["id"], body.get("metrics"), replace="metrics" in body)
     store.index.update_resource(row["id"], attrs, ended_at)
     return jsonio.response(resource_body(store.index.resource(row["id"])))
 
