@@ -8,6 +8,7 @@ printing the config (``appliance check-config``) or logging it never shows them.
 from __future__ import annotations
 
 import fnmatch
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -131,6 +132,18 @@ class HostSettings(_Section):
     interval: Interval = 60
     include_filesystems: list[str] = []  # mountpoint globs; empty: every real filesystem
     exclude_nics: list[str] = ["lo"]
+    # Block devices left out, as node_exporter's --collector.diskstats.device-exclude (its
+    # default): loop, ram and zram devices, floppies and partitions (their whole disk counts).
+    exclude_disks: str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
+
+    @field_validator("exclude_disks")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return v
 
 
 class SensorsSettings(_Section):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import rrdtool
 from appliance.model import Kind, Metric
 from appliance.storage.measures import DS_NAME, Measures
 from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
-from appliance.ui.formatting import span
+from appliance.ui.formatting import number, shown, span
 
 #: The time-range selector: key -> (label, seconds).
 RANGES: dict[str, tuple[str, int]] = {
@@ -107,40 +108,83 @@ def window(range_key: str, g: int, end: int, first: float) -> tuple[int, str]:
 
 
 def graph_args(
-    path: Path, metric: Metric, policy: ArchivePolicy, g: int, start: int, end: int, legend: str
+    path: Path, metric: Metric, policy: ArchivePolicy, g: int, start: int, end: int, legend: str,
+    values: list[float] | None = None,
 ) -> list[str]:
-    """The ``rrdtool graph`` arguments for one metric between ``start`` and ``end``."""
+    """The ``rrdtool graph`` arguments for one metric between ``start`` and ``end``.
+
+    The line is drawn in the unit a person reads (:func:`formatting.shown`: KB as bytes with
+    binary prefixes, ns/s as %), and the legend's now/min/max are formatted here from
+    ``values`` (the points drawn), not by rrdtool's ``%s``, which gives ``24 M KB`` and
+    ``296 m%``.
+    """
     rrd = str(path).replace(":", "\\:")
     unit = display_unit(metric)
+    how = shown(unit)
     cf = CF_FOR_AGGREGATION[aggregation_for(policy)]
     args = [
         "--imgformat", "SVG", "--start", str(start), "--end", str(end),
         "--width", str(WIDTH), "--height", str(HEIGHT), "--step", str(g),
-        "--vertical-label", unit or " ", *STYLE,
-        f"DEF:line={rrd}:{DS_NAME}:{cf}:step={g}",
+        "--vertical-label", how.unit or " ", *STYLE,
     ]
+    known = [v for v in values or () if math.isfinite(v)]
+    if how.prefixes == "iec":
+        args += ["--base", "1024"]
+    elif max((abs(v) * how.scale for v in known), default=0.0) < 1000:
+        args += ["--units-exponent", "0"]  # 0.3 on the axis, never 300 m
+    args += [f"DEF:raw={rrd}:{DS_NAME}:{cf}:step={g}", f"CDEF:line=raw,{how.scale!r},*"]
     # Below the finest step min = max = the line: a band would only add noise.
     if {"min", "max"} <= set(policy.aggregation_methods) and g > policy.step:
         args += [
-            f"DEF:lo={rrd}:{DS_NAME}:MIN:step={g}",
-            f"DEF:hi={rrd}:{DS_NAME}:MAX:step={g}",
-            "CDEF:band=hi,lo,-",
+            f"DEF:rawlo={rrd}:{DS_NAME}:MIN:step={g}",
+            f"DEF:rawhi={rrd}:{DS_NAME}:MAX:step={g}",
+            f"CDEF:band=rawhi,rawlo,-,{how.scale!r},*",
+            f"CDEF:lo=rawlo,{how.scale!r},*",
             "LINE:lo",
             f"AREA:band{BAND}:min–max:STACK",
         ]
-    u = _text(unit)
     args += [
         f"LINE1.5:line{LINE}:{aggregation_for(policy)}",
-        "VDEF:last=line,LAST",
-        "VDEF:low=line,MINIMUM",
-        "VDEF:high=line,MAXIMUM",
-        f"GPRINT:last:now %.3lg %s{u}",
-        f"GPRINT:low:min %.3lg %s{u}",
-        f"GPRINT:high:max %.3lg %s{u}",
+        f"COMMENT:{_text(summary(known, unit))}",
+        "VDEF:last=raw,LAST",
         f"COMMENT:{_text(legend)}\\r",
         "PRINT:last:%lf",
     ]
     return args
+
+
+def summary(values: list[float], unit: str) -> str:
+    """``now 23.5 GiB   min 23.4 GiB   max 23.6 GiB``: the legend, and the SVG's title."""
+    known = [v for v in values if math.isfinite(v)]
+    if not known:
+        return "no value yet"
+    return (f"now {number(known[-1], unit)}   min {number(min(known), unit)}"
+            f"   max {number(max(known), unit)}")
+
+
+def _titled(svg: bytes, title: str) -> bytes:
+    """rrdtool draws text as glyph outlines: a ``<title>`` makes it readable by screen
+    readers, browsers' tooltips and tests."""
+    return re.sub(rb"(<svg[^>]*>)", lambda m: m.group(1) + b"<title>" +
+                  escape(title).encode() + b"</title>", svg, count=1)
+
+
+def first_point_due(measures: Measures, metric: Metric, step: int, g: int, now: float) -> str:
+    """What a chart with no complete bucket says: when its first point is expected.
+
+    A bucket is known once a measure reaches its end. The file's last update is the newest
+    measure's time plus the policy's ``step`` (see :mod:`appliance.storage.measures`), so
+    the bucket holding it completes with the first measure taken at or after its end minus
+    ``step``; a counter also needs a second measure before it has a rate.
+    """
+    path = measures.path(metric.id)
+    if not path.is_file():
+        return "no measures yet"
+    due = (rrdtool.last(str(path)) // g + 1) * g - step
+    if due <= now:
+        return f"first {step_label(g)} point due with the next measure"
+    return (f"first {step_label(g)} point due at "
+            f"{time.strftime('%H:%M:%S', time.gmtime(due))} UTC (in {span(due - now)})")
 
 
 def render(
@@ -164,18 +208,24 @@ def render(
             metric, policy, aggregation_for(policy), g, end - seconds, None, flush=False
         )
     if not points:
-        return Chart(placeholder(f"no data in the last {label}"), end - seconds, end, g, None)
+        young = metric.created_at is not None and end - metric.created_at < seconds
+        message = (first_point_due(measures, metric, policy.step, g, end) if young
+                   else f"no data in the last {label}")
+        return Chart(placeholder(message), end - seconds, end, g, None)
     # The store writes a measure one step after its timestamp (Gnocchi's bucket-start
     # labels), so the newest bucket ends up to a step past now: the chart must reach it, or
     # rrdtool reads the range as all unknown.
     end = max(end, rrdtool.last(str(path)))
     start, legend = window(range_key, g, end, points[0][0])
-    out = rrdtool.graphv("-", *graph_args(path, metric, policy, g, start, end, legend))
+    values = [v for _, v in points if v is not None]
+    out = rrdtool.graphv("-", *graph_args(path, metric, policy, g, start, end, legend, values))
     try:
         last: float | None = float(out.get("print[0]", "nan"))
     except ValueError:
         last = None
-    return Chart(out["image"], start, end, g, None if last is None or math.isnan(last) else last)
+    title = f"{metric.name or metric.id}: {summary(values, display_unit(metric))}"
+    return Chart(_titled(out["image"], title), start, end, g,
+                 None if last is None or math.isnan(last) else last)
 
 
 def placeholder(message: str) -> bytes:
