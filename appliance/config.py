@@ -8,6 +8,7 @@ printing the config (``appliance check-config``) or logging it never shows them.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -60,8 +61,25 @@ class Token(_Section):
         return v
 
 
+class TlsFiles(_Section):
+    """A certificate (chain, PEM) and its private key for HTTPS on the API port."""
+
+    cert_file: Path
+    key_file: Path
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _readable(cls, v: Path) -> Path:
+        if not os.access(v, os.R_OK):
+            raise ValueError(f"{v} is not a readable file")
+        return v
+
+
 class ApiSettings(_Section):
     listen: str = "127.0.0.1:8041"
+    # HTTPS on the API port: "auto" (a self-signed certificate generated into the data dir
+    # at first start) or {cert_file, key_file}; null: plain HTTP (only for loopback).
+    tls: Literal["auto"] | TlsFiles | None = None
     workers: int = Field(2, ge=1, le=64)
     tokens: list[Token] = []
     open_read: bool = False

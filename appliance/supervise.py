@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance import tls
 from appliance.config import Settings
 from appliance.pollsters import enabled_sources
 
@@ -57,6 +58,7 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
                 # Written after the response is sent; dropping it bought no measurable time.
                 "--access-logfile", "-",
                 "--error-logfile", "-",
+                *tls.gunicorn_args(settings),
                 "appliance.api.wsgi:application",
             ],
             20,

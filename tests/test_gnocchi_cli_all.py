@@ -59,7 +59,7 @@ def app(tmp_path_factory):
 
 def run(app, *args: str, stdin: str | None = None, check: bool = True):
     proc = subprocess.run(
-        [GNOCCHI, "--endpoint", app.url, "--user", app.token, *args],
+        [GNOCCHI, "--endpoint", app.url, f"--user={app.token}", *args],
         capture_output=True, text=True, timeout=60, input=stdin,
     )
     if check:

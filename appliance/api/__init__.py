@@ -63,6 +63,9 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     from appliance.api.hotpath import MeasuresFastPath
 
     app.wsgi_app = MeasuresFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+    from appliance import tls
+
+    tls.secure(app, settings)
     return app
 
 
