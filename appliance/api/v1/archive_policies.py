@@ -1,8 +1,11 @@
 """``/v1/archive_policy`` and ``/v1/archive_policy_rule``.
 
-A policy is laid out as RRAs when a metric's RRD file is created and RRD files cannot
-change their RRAs afterwards, so a policy may be changed (PATCH) or deleted only while no
-metric or rule uses it (Gnocchi also refuses to delete a policy in use).
+A policy is laid out as RRAs when a metric's RRD file is created. A PATCH may change a
+policy in use (granularities, timespans, aggregation methods): every file on it is then
+rebuilt in the new layout with its data (:mod:`appliance.retention`), and the policy's GET
+and ``/v1/status`` show how many metrics still wait. Only the finest granularity (the files'
+step) stays as it is while metrics use the policy. A policy in use cannot be deleted (as in
+Gnocchi).
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from appliance.api import get_store, jsonio
+from appliance import retention
+from appliance.api import get_settings, get_store, jsonio
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.params import parse_duration
-from appliance.index import Conflict, NotFound
+from appliance.index import Conflict, NotFound, rebuilds
 from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, make_policy
 
 bp = Blueprint("archive_policies", __name__)
@@ -121,25 +125,40 @@ def create_policy():
 
 @bp.get("/archive_policy/<name>")
 def show_policy(name: str):
-    return jsonio.response(_load(name).to_gnocchi())
+    return jsonio.response(_shown(_load(name)))
 
 
 @bp.patch("/archive_policy/<name>")
 def patch_policy(name: str):
     current = _load(name)
     body = jsonio.body()
-    if not isinstance(body, dict) or set(body) - {"definition"}:
-        raise bad_param("body", "only definition can be changed")
+    if not isinstance(body, dict) or not body or set(body) - {"definition", "aggregation_methods"}:
+        raise bad_param("body", "only definition and aggregation_methods can be changed")
     policy = _policy_from(
-        {"name": name, "definition": body.get("definition"),
-         "aggregation_methods": list(current.aggregation_methods),
+        {"name": name, "definition": body.get("definition", current.to_gnocchi()["definition"]),
+         "aggregation_methods": body.get("aggregation_methods",
+                                         list(current.aggregation_methods)),
          "back_window": current.back_window}
     )
-    try:
-        get_store().index.replace_policy(policy)
-    except Conflict as exc:
-        raise ApiError(400, f"{exc}: RRD files cannot change their layout") from None
-    return jsonio.response(policy.to_gnocchi())
+    index = get_store().index
+    if policy.step != current.step and rebuilds.metric_count(index, name):
+        raise bad_param(
+            "definition",
+            f"the finest granularity ({current.step} s) is the step of the RRD files of "
+            f"the metrics on {name!r} and cannot change while they exist",
+        )
+    if rebuilds.change_policy(index, policy):
+        retention.rebuild_in_background(get_settings())
+    return jsonio.response(_shown(policy))
+
+
+def _shown(policy: ArchivePolicy) -> dict:
+    """Gnocchi's shape, plus how many metric files still wait for a change's new layout."""
+    out = policy.to_gnocchi()
+    waiting = rebuilds.progress(get_store().index).get(policy.name)
+    if waiting:
+        out["rebuilding_metrics"] = waiting
+    return out
 
 
 @bp.delete("/archive_policy/<name>")

@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify
 from appliance.aggregation import REDUCERS
 from appliance.api import get_store
 from appliance.api.params import AGGREGATIONS
+from appliance.index import rebuilds
 
 bp = Blueprint("status", __name__)
 
@@ -29,6 +30,8 @@ def status():
                 "metrics": counts["metrics"],
                 "counters": store.index.counters(),
                 "sources": store.index.source_status(),
+                # Archive policies changed in use: metric files still to rebuild, per policy.
+                "policy_rebuilds": rebuilds.progress(store.index),
             },
         }
     )

@@ -1,0 +1,156 @@
+"""Changing an archive policy in use: files rebuilt with their data, writers never lose a value.
+
+Real RRD files and a real rrdcached; the crash is a real SIGKILL of a rebuilding process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import rrdtool
+
+from appliance.index import rebuilds
+from appliance.retention import rebuild_pending
+from appliance.storage.policy import make_policy
+from appliance.store import Store
+from tests.conftest import wait_for
+
+WEEK = 7 * 86400
+
+
+def week_of_minutes(store: Store, name: str, metrics: int = 1):
+    """``metrics`` metrics on a 1 min x 7 d policy, each with a week of 1 min points."""
+    store.index.create_policy(make_policy(name, [(60, 7 * 1440)], ["mean"]))
+    end = int(time.time()) // 60 * 60 - 120
+    times = range(end - WEEK + 60, end + 60, 60)
+    made = []
+    for i in range(metrics):
+        m = store.index.create_metric(f"m{i}", "W", None, name)
+        outcome = store.write_measures([(m, [(t, float(i * 100_000 + (t // 60) % 10_000))
+                                             for t in times])])
+        assert not outcome.rejected
+        made.append(m)
+    return made, end
+
+
+def same(got, expected) -> bool:
+    """The same timestamps and values; rrdtool's prefill recomputes each value through its
+    consolidation arithmetic, which can move the last bit (3845.0 -> 3844.9999999999995)."""
+    return [t for t, _ in got] == [t for t, _ in expected] and [v for _, v in got] == \
+        pytest.approx([v for _, v in expected], rel=1e-12)
+
+
+def read(store: Store, metric, aggregation: str, granularity: int):
+    policy = store.index.policy(metric.archive_policy_name)
+    return store.measures.fetch(metric, policy, aggregation, granularity, None, None)
+
+
+def test_widening_a_policy_keeps_every_point_and_adds_the_new_ones(store):
+    (metric,), end = week_of_minutes(store, "weekly")
+    before = read(store, metric, "mean", 60)
+    assert len(before) == 7 * 1440
+
+    wider = make_policy("weekly", [(60, 14 * 1440), (3600, 365 * 24)], ["mean", "max"])
+    assert rebuilds.change_policy(store.index, wider) == 1
+    assert rebuilds.progress(store.index) == {"weekly": 1}
+    assert rebuild_pending(store) == 1
+    assert rebuilds.progress(store.index) == {}
+
+    info = rrdtool.info(str(store.measures.path(metric.id)))
+    rras = {(info[f"rra[{i}].cf"], info[f"rra[{i}].pdp_per_row"], info[f"rra[{i}].rows"])
+            for i in range(4)}
+    assert rras == {("AVERAGE", 1, 14 * 1440), ("AVERAGE", 60, 365 * 24),
+                    ("MAX", 1, 14 * 1440), ("MAX", 60, 365 * 24)}
+    assert same(read(store, metric, "mean", 60), before)  # the same points
+    hourly = read(store, metric, "mean", 3600)
+    assert len(hourly) >= 24 * 7 - 1
+    # Each hour is the mean of its minutes, copied from the old file's 1 min archive.
+    by_minute = dict(before)
+    ts, value = hourly[len(hourly) // 2]
+    assert value == pytest.approx(sum(by_minute[t] for t in range(ts, ts + 3600, 60)) / 60)
+    assert same(read(store, metric, "max", 60), before)  # a new method, filled from the mean
+    # The file keeps its last update: the next measure is accepted.
+    assert not store.write_measures([(metric, [(end + 60, 1.0)])]).rejected
+    assert read(store, metric, "mean", 60)[-1] == (end + 60, 1.0)
+    # Nothing left beside the file.
+    assert sorted(p.name for p in store.measures.path(metric.id).parent.iterdir()) == [
+        f"{metric.id}.rrd"]
+
+
+def test_writes_and_reads_during_a_rebuild_lose_nothing(store, settings):
+    metrics, end = week_of_minutes(store, "busy", metrics=60)
+    rebuilds.change_policy(store.index, make_policy("busy", [(60, 8 * 1440)], ["mean"]))
+    stop = threading.Event()
+    written: dict[str, list[tuple[int, float]]] = {m.id: [] for m in metrics}
+
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        # Another process's store would do the same: its own rrdcached connection.
+        other = Store(settings, seed=False)
+        t = end
+        try:
+            while not stop.is_set():
+                t += 60
+                for m in metrics:
+                    outcome = other.write_measures([(m, [(t, float(t % 977))])])
+                    assert not outcome.rejected, outcome.rejected
+                    written[m.id].append((t, float(t % 977)))
+                    other.measures.flush(m.id)  # a reader's flush-on-read, mid-rebuild
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert rebuild_pending(store) == 60
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []
+    assert sum(map(len, written.values())) > 60
+    for m in metrics:
+        got = dict(read(store, m, "mean", 60))
+        missing = [(t, v, got.get(t)) for t, v in written[m.id] if got.get(t) != pytest.approx(v, rel=1e-12)]
+        assert not missing, (m.id, missing, len(written[m.id]))
+        info = rrdtool.info(str(store.measures.path(m.id)))
+        assert info["rra[0].rows"] == 8 * 1440
+
+
+CRASHING = """
+import sys
+from appliance import config
+from appliance.retention import rebuild_pending
+from appliance.store import Store
+store = Store(config.parse({"data_dir": sys.argv[1]}, "<test>"), seed=False)
+rebuild_pending(store)
+"""
+
+
+def test_a_rebuild_killed_midway_resumes_and_loses_nothing(store, settings):
+    metrics, _ = week_of_minutes(store, "crashy", metrics=60)
+    before = {m.id: read(store, m, "mean", 60) for m in metrics}
+    rebuilds.change_policy(store.index, make_policy("crashy", [(60, 9 * 1440)], ["mean"]))
+    proc = subprocess.Popen([sys.executable, "-c", CRASHING, str(settings.data_dir)])
+    wait_for(lambda: rebuilds.progress(store.index).get("crashy", 0) < 55, timeout=60,
+             interval=0.01, what="a few files rebuilt")
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = rebuilds.progress(store.index)["crashy"]
+    assert 0 < left < 60
+    # Every file is whole, in the old layout or the new one, with all its points.
+    for m in metrics:
+        assert rrdtool.info(str(store.measures.path(m.id)))["rra[0].rows"] in (7 * 1440,
+                                                                               9 * 1440)
+    assert rebuild_pending(store) == left  # the next start finishes the work
+    for m in metrics:
+        assert same(read(store, m, "mean", 60), before[m.id])
+        assert rrdtool.info(str(store.measures.path(m.id)))["rra[0].rows"] == 9 * 1440
