@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import rrdtool
@@ -119,7 +120,8 @@ def test_writes_and_reads_during_a_rebuild_lose_nothing(store, settings):
     assert sum(map(len, written.values())) > 60
     for m in metrics:
         got = dict(read(store, m, "mean", 60))
-        missing = [(t, v, got.get(t)) for t, v in written[m.id] if got.get(t) != pytest.approx(v, rel=1e-12)]
+        missing = [(t, v, got.get(t)) for t, v in written[m.id]
+                   if got.get(t) != pytest.approx(v, rel=1e-12)]
         assert not missing, (m.id, missing, len(written[m.id]))
         info = rrdtool.info(str(store.measures.path(m.id)))
         assert info["rra[0].rows"] == 8 * 1440
@@ -154,3 +156,51 @@ def test_a_rebuild_killed_midway_resumes_and_loses_nothing(store, settings):
     for m in metrics:
         assert same(read(store, m, "mean", 60), before[m.id])
         assert rrdtool.info(str(store.measures.path(m.id)))["rra[0].rows"] == 9 * 1440
+
+
+def test_gnocchi_archive_policy_update_on_a_running_appliance(appliance_factory):
+    import json
+
+    import requests
+
+    app = appliance_factory({"pollsters": {"host": {"enabled": False}}})
+    gnocchi = [str(Path(sys.executable).with_name("gnocchi")), "--endpoint", app.url,
+               f"--user={app.token}"]
+
+    def cli(*args: str) -> dict | list:
+        proc = subprocess.run([*gnocchi, *args, "-f", "json"], capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, (args, proc.stderr)
+        return json.loads(proc.stdout)
+
+    cli("archive-policy", "create", "-d", "granularity:1m,timespan:1d", "-m", "mean", "grow")
+    mid = cli("metric", "create", "-a", "grow", "grown")["id"]
+    end = int(time.time()) // 60 * 60 - 60
+    points = [{"timestamp": t, "value": float(t % 1000)} for t in range(end - 20 * 3600, end, 60)]
+    requests.post(f"{app.url}/v1/metric/{mid}/measures", json=points, headers=app.headers,
+                  timeout=30).raise_for_status()
+    before = cli("measures", "show", "--granularity", "60", mid)
+
+    updated = cli("archive-policy", "update", "-d", "granularity:1m,timespan:2d",
+                  "-d", "granularity:1h,timespan:30d", "grow")
+    assert [d["granularity"] for d in updated["definition"]] == ["0:01:00", "1:00:00"]
+
+    def rebuilt() -> bool:
+        shown = requests.get(f"{app.url}/v1/archive_policy/grow", headers=app.headers,
+                             timeout=5).json()
+        return "rebuilding_metrics" not in shown
+
+    wait_for(rebuilt, timeout=30, what="the metric's file in the new layout")
+    status = requests.get(f"{app.url}/v1/status", headers=app.headers, timeout=5).json()
+    assert status["appliance"]["policy_rebuilds"] == {}
+    after = cli("measures", "show", "--granularity", "60", mid)
+    assert same([(p["timestamp"], p["value"]) for p in after],
+                [(p["timestamp"], p["value"]) for p in before])
+    hourly = cli("measures", "show", "--granularity", "3600", mid)
+    assert len(hourly) >= 19
+
+    # The files' step (the finest granularity) stays while metrics use the policy.
+    proc = subprocess.run([*gnocchi, "archive-policy", "update", "-d",
+                           "granularity:5m,timespan:2d", "grow"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and "finest granularity" in proc.stderr
