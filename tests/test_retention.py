@@ -204,3 +204,36 @@ def test_gnocchi_archive_policy_update_on_a_running_appliance(appliance_factory)
                            "granularity:5m,timespan:2d", "grow"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode != 0 and "finest granularity" in proc.stderr
+
+
+def test_a_config_change_is_rebuilt_and_an_api_change_survives_a_restart(store, settings):
+    from appliance import config
+
+    def with_custom(definition: list[dict]) -> config.Settings:
+        return config.parse({"data_dir": str(settings.data_dir), "archive_policies": {
+            "custom": {"definition": definition, "aggregation_methods": ["mean"]}}}, "<test>")
+
+    day = [{"granularity": 60, "timespan": 86400}]
+    first = Store(with_custom(day))
+    metric = first.index.create_metric("c", "W", None, "custom")
+    end = int(time.time()) // 60 * 60 - 60
+    assert not first.write_measures([(metric, [(t, 1.0) for t in range(end - 3600, end, 60)])
+                                     ]).rejected
+    before = read(first, metric, "mean", 60)
+    first.close()
+    # The same config again changes nothing; a longer one queues the file.
+    Store(with_custom(day)).close()
+    assert rebuilds.progress(store.index) == {}
+    wider = Store(with_custom([*day, {"granularity": 3600, "timespan": 30 * 86400}]))
+    assert rebuilds.progress(wider.index) == {"custom": 1}
+    assert rebuild_pending(wider) == 1
+    assert same(read(wider, metric, "mean", 60), before)
+    assert rrdtool.info(str(wider.measures.path(metric.id)))["rra[1].pdp_per_row"] == 60
+    wider.close()
+
+    # A built-in policy changed through the API keeps its change across a restart.
+    longer = make_policy("low", [(300, 60 * 288)], ["mean", "min", "max"])
+    rebuilds.change_policy(store.index, longer)
+    restarted = Store(settings)
+    assert restarted.index.policy("low").definition == longer.definition
+    restarted.close()

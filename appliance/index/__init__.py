@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlite_utils
 
+from appliance.index import rebuilds
 from appliance.index.schema import migrate
 from appliance.model import Kind, Metric, Resource, TargetReport
 from appliance.storage.policy import BUILTIN_POLICIES, ArchivePolicy, PolicyItem, match_rule
@@ -154,8 +155,9 @@ class Index:
     ) -> None:
         """Make the built-in and configured policies, rules and resource types exist.
 
-        Config-defined policies are (re)written at every start; rules are added only when
-        missing, so rules created through the API survive a restart.
+        Config-defined policies are (re)written at every start (and their files queued for a
+        rebuild when that changes them); built-in policies and rules are added only when
+        missing, so changes made through the API survive a restart.
         """
         with self.transaction() as conn:
             for name, attrs in BUILTIN_RESOURCE_TYPES.items():
@@ -163,13 +165,12 @@ class Index:
                     "INSERT OR IGNORE INTO resource_types(name, attributes) VALUES (?, ?)",
                     (name, json.dumps({a: {"type": "string", "required": False} for a in attrs})),
                 )
+            # Built-in policies are made once (a PATCH of one survives restarts); the
+            # config's are its source of truth, their files rebuilt when it changes them.
             for name, policy in {**BUILTIN_POLICIES, **policies}.items():
                 conn.execute(
-                    "INSERT INTO archive_policies(name, definition, aggregation_methods,"
-                    " back_window, builtin) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT(name) DO UPDATE SET definition = excluded.definition,"
-                    " aggregation_methods = excluded.aggregation_methods,"
-                    " back_window = excluded.back_window",
+                    "INSERT OR IGNORE INTO archive_policies(name, definition,"
+                    " aggregation_methods, back_window, builtin) VALUES (?, ?, ?, ?, ?)",
                     (
                         name,
                         json.dumps([(i.granularity, i.points) for i in policy.definition]),
@@ -178,6 +179,8 @@ class Index:
                         int(name in BUILTIN_POLICIES),
                     ),
                 )
+            for policy in policies.values():
+                rebuilds.apply_configured(conn, policy)
             for name, pattern, policy_name in rules:
                 conn.execute(
                     "INSERT OR IGNORE INTO archive_policy_rules VALUES (?, ?, ?)",

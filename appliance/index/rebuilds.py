@@ -8,6 +8,8 @@ every metric queued. A row is removed only once that metric's file has the new l
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import time
 from typing import TYPE_CHECKING
 
@@ -17,28 +19,65 @@ if TYPE_CHECKING:
     from appliance.index import Index
     from appliance.model import Metric
 
+log = logging.getLogger(__name__)
+
 
 def change_policy(index: Index, policy: ArchivePolicy) -> int:
     """Give an existing policy a new definition and methods; return how many metrics (its
     users) now wait for a rebuild of their file."""
     from appliance.index import NotFound
 
-    now = time.time()
     with index.transaction() as conn:
-        changed = conn.execute(
-            "UPDATE archive_policies SET definition = ?, aggregation_methods = ? WHERE name = ?",
-            (json.dumps([(i.granularity, i.points) for i in policy.definition]),
-             json.dumps(list(policy.aggregation_methods)), policy.name),
-        ).rowcount
-        if not changed:
+        if not _store(conn, policy):
             raise NotFound(f"archive policy {policy.name!r}")
-        queued = conn.execute(
-            "INSERT OR REPLACE INTO policy_rebuilds(metric_id, policy_name, queued_at)"
-            " SELECT id, archive_policy_name, ? FROM metrics WHERE archive_policy_name = ?",
-            (now, policy.name),
-        ).rowcount
+        queued = _queue(conn, policy.name)
         index.invalidate_caches(conn)
     return queued
+
+
+def apply_configured(conn: sqlite3.Connection, policy: ArchivePolicy) -> None:
+    """Inside the index's seeding transaction: the config's version of a policy, its files
+    queued for a rebuild if it changed. A changed finest granularity (the files' step) is
+    not applied while metrics use the policy: it is logged and the stored one kept."""
+    row = conn.execute("SELECT definition, aggregation_methods, back_window"
+                       " FROM archive_policies WHERE name = ?", (policy.name,)).fetchone()
+    definition = json.loads(row[0])
+    if (definition == [list(p) for p in _definition(policy)]
+            and json.loads(row[1]) == list(policy.aggregation_methods)
+            and row[2] == policy.back_window):
+        return
+    used = conn.execute("SELECT count(*) FROM metrics WHERE archive_policy_name = ?",
+                        (policy.name,)).fetchone()[0]
+    if used and min(g for g, _ in definition) != policy.step:
+        log.error("archive policy %r: the config changes its finest granularity, the step of "
+                  "the files of its %d metrics; kept as it was", policy.name, used)
+        return
+    _store(conn, policy)
+    if used:
+        log.info("archive policy %r changed by the config: %d metric files queued for a "
+                 "rebuild", policy.name, _queue(conn, policy.name))
+    conn.execute("UPDATE cache_epoch SET value = value + 1")
+
+
+def _definition(policy: ArchivePolicy) -> list[tuple[int, int]]:
+    return [(i.granularity, i.points) for i in policy.definition]
+
+
+def _store(conn: sqlite3.Connection, policy: ArchivePolicy) -> bool:
+    return bool(conn.execute(
+        "UPDATE archive_policies SET definition = ?, aggregation_methods = ?, back_window = ?"
+        " WHERE name = ?",
+        (json.dumps(_definition(policy)), json.dumps(list(policy.aggregation_methods)),
+         policy.back_window, policy.name),
+    ).rowcount)
+
+
+def _queue(conn: sqlite3.Connection, policy_name: str) -> int:
+    return conn.execute(
+        "INSERT OR REPLACE INTO policy_rebuilds(metric_id, policy_name, queued_at)"
+        " SELECT id, archive_policy_name, ? FROM metrics WHERE archive_policy_name = ?",
+        (time.time(), policy_name),
+    ).rowcount
 
 
 def pending(index: Index, limit: int = 100) -> list[tuple[Metric, float]]:
