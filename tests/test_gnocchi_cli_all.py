@@ -3,8 +3,8 @@
 The appliance polls its host (host, disks, NICs, filesystems), libvirt's test:///default
 (instances with their disks and NICs), a hwmon fixture tree (sensors) and a real net-snmp
 snmpd (SNMP device and its tables); generic resources are pushed with the CLI. Each command
-runs with its default arguments, as a person types it (table output), and with the usual
-options (``-f json`` to assert on what it printed).
+(``resource batch delete`` included) runs with its default arguments, as a person types it
+(table output), and with the usual options (``-f json`` to assert on what it printed).
 """
 
 from __future__ import annotations
@@ -173,6 +173,12 @@ def test_generic_resource_lifecycle(app):
     run(app, "resource", "delete", rid)
     gone = run(app, "resource", "show", rid, check=False)
     assert gone.returncode != 0 and "not" in gone.stderr.lower()
+
+    for i in range(3):
+        cli(app, "resource", "create", f"batch-{i}", "-a", f"user_id:{'u9' if i < 2 else 'u8'}")
+    assert cli(app, "resource", "batch", "delete", "user_id=u9") == {"deleted": 2}
+    assert [r["original_resource_id"] for r in read(app, "resource", "search", "user_id=u8")
+            ] == ["batch-2"]
 
 
 def test_metrics_and_measures(app):

@@ -224,11 +224,32 @@ def patch_resource(type_: str, resource_id: str):
 
 @bp.delete("/resource/<type_>/<resource_id>")
 def delete_resource(type_: str, resource_id: str):
-    row = load(type_, resource_id)
-    store = get_store()
-    for metric_id in store.index.delete_resource(row["id"]):
-        store.measures.delete(metric_id)
+    _delete(load(type_, resource_id)["id"])
     return Response(status=204)
+
+
+@bp.delete("/resource/<type_>")
+def batch_delete_resources(type_: str):
+    """Gnocchi's batch delete: every resource a query matches (a query is required, so
+    nothing is deleted by omission); answers ``{"deleted": N}``."""
+    query = search_query()
+    if not query:
+        raise bad_param("query", "is required (a filter or a JSON query)")
+    where, params = compiled(query)
+    type_attributes(type_)
+    rows = get_store().index.resources(type_, where=where, params=params, sort=[("id", True)],
+                                       limit=MAX_LIMIT * 10 + 1)
+    if len(rows) > MAX_LIMIT * 10:
+        raise bad_param("query", f"matches more than {MAX_LIMIT * 10} resources")
+    for row in rows:
+        _delete(row["id"])
+    return jsonio.response({"deleted": len(rows)})
+
+
+def _delete(resource_id: str) -> None:
+    store = get_store()
+    for metric_id in store.index.delete_resource(resource_id):
+        store.measures.delete(metric_id)
 
 
 @bp.get("/resource/<type_>/<resource_id>/history")
