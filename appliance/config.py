@@ -80,6 +80,22 @@ class ApiSettings(_Section):
     # HTTPS on the API port: "auto" (a self-signed certificate generated into the data dir
     # at first start) or {cert_file, key_file}; null: plain HTTP (only for loopback).
     tls: Literal["auto"] | TlsFiles | None = None
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_shape(cls, v: Any) -> Any:
+        """One message per mistake, not one per member of the union."""
+        if v is None or v == "auto" or isinstance(v, TlsFiles):
+            return v
+        if isinstance(v, dict):
+            try:
+                return TlsFiles.model_validate(v)
+            except ValidationError as exc:
+                raise ValueError("; ".join(
+                    f"{_key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()
+                )) from None
+        raise ValueError("must be auto, null, or {cert_file, key_file}")
     workers: int = Field(2, ge=1, le=64)
     tokens: list[Token] = []
     open_read: bool = False
