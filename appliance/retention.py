@@ -62,6 +62,8 @@ def rebuild_in_background(settings: Settings) -> threading.Thread:
     """
 
     def work() -> None:
+        if not settings.index_path.is_file():
+            return  # no appliance on this data dir yet: nothing can be queued
         deadline = time.monotonic() + RETRY_FOR
         while True:
             try:

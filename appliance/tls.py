@@ -15,12 +15,10 @@ import os
 import socket
 from pathlib import Path
 
-import psutil
-
 from appliance.config import Settings
 
-# cryptography (~10 MB of imports) is loaded only by the functions that make or read a
-# certificate: the API workers import this module for HSTS alone and stay small.
+# cryptography (~10 MB of imports) and psutil are loaded only by the functions that make or
+# read a certificate: the API workers import this module for HSTS alone and stay small.
 
 #: A generated certificate's life; delete both files and restart to make a new one.
 VALIDITY = dt.timedelta(days=3650)
@@ -54,6 +52,8 @@ def scheme(settings: Settings) -> str:
 
 def host_identities(listen_host: str) -> tuple[list[str], list[str]]:
     """The DNS names and IP addresses a client may use to reach this host."""
+    import psutil
+
     names = {"localhost", socket.gethostname(), socket.getfqdn()}
     addresses = {"127.0.0.1", "::1"}
     for entries in psutil.net_if_addrs().values():
