@@ -12,11 +12,12 @@ APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Tim
 
 # What the appliance needs to build and run.
 RUN_PACKAGES := python3 python3-venv python3-dev gcc pkg-config librrd-dev rrdtool rrdcached \
-	libvirt-dev lm-sensors
+	libvirt-dev lm-sensors libsnmp-base erlang-snmp
 # What the tests need besides: real agents, a real hypervisor, a real browser, lint tools.
 TEST_PACKAGES := snmpd snmp libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu \
 	qemu-system-x86 qemu-utils chromium fonts-dejavu-core packer mmdebstrap ruby fdisk curl \
-	openssh-client
+	openssh-client systemd python3-pysnmp4-mibs redis-server etcd-server victoria-metrics \
+	prometheus
 
 .PHONY: run test lint screenshots bench deps-run deps-test venv venv-run image image-test clean
 

@@ -15,27 +15,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from appliance import gcpolicy
 from appliance.model import PollResult, TargetReport
 from appliance.pollsters.base import Pollster
+from appliance.storage.errors import is_disk_full
 
 log = logging.getLogger(__name__)
 
-#: Where results go: the local store, and later other publishers.
+#: Where results go: the local store, then any publishers.
 Sink = Callable[[PollResult], object]
 #: Fraction of the interval a poll may take before it is reported as overrunning.
 DEADLINE_FRACTION = 0.8
 #: Results kept for retry while the store is unreachable (rrdcached restarting).
 MAX_BACKLOG = 10
-
-
-def owned_targets(targets: Sequence[str]) -> list[str]:
-    """The targets this appliance polls this cycle: all of them on a single node.
-
-    The one place a hash ring (tooz) would partition targets across several appliances.
-    """
-    return list(targets)
 
 
 class Agent:
@@ -46,12 +40,15 @@ class Agent:
         interval: float,
         jitter: float = 0.1,
         record_health: Callable[[list[TargetReport]], None] | None = None,
+        owned: Callable[[Sequence[str]], list[str]] = list,
     ):
         self.pollster = pollster
         self.sinks = list(sinks)
         self.interval = interval
         self.jitter = jitter
         self.record_health = record_health
+        # Which targets are this appliance's this cycle (coordination.Share.mine; all: list).
+        self.owned = owned
         self.stop_event = threading.Event()
         self._events: queue.Queue[PollResult] = queue.Queue()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"poll-{pollster.source}")
@@ -61,7 +58,7 @@ class Agent:
     def poll_once(self) -> PollResult:
         """One poll with the deadline applied; errors become reports, never exceptions."""
         source = self.pollster.source
-        targets = owned_targets(self.pollster.targets())
+        targets = self.owned(self.pollster.targets())
         budget = self.interval * DEADLINE_FRACTION
         started = time.time()
         if self._running is not None and not self._running.done():
@@ -83,7 +80,12 @@ class Agent:
         return TargetReport(self.pollster.source, "*", started, time.time() - started, error=why)
 
     def deliver(self, result: PollResult) -> None:
-        """Write a result to every sink; keep it for a retry if a sink is unreachable."""
+        """Write a result to every sink; keep it for a retry if a sink is unreachable.
+
+        A store that is down or a disk that is full is reported on every target of the
+        result ("disk full: ..." / "store unavailable: ..."), so the status page names the
+        problem per source while the backlog waits.
+        """
         self._backlog.append(result)
         while self._backlog:
             pending = self._backlog[0]
@@ -91,14 +93,24 @@ class Agent:
                 for sink in self.sinks:
                     sink(pending)
             except OSError as exc:
+                problem = "disk full" if is_disk_full(exc) else "store unavailable"
                 log.warning(
-                    "source=%s write_failed error=%s (will retry)", self.pollster.source, exc
+                    "source=%s write_failed problem=%s backlog=%d error=%s (will retry)",
+                    self.pollster.source, problem, len(self._backlog), exc,
                 )
                 del self._backlog[:-MAX_BACKLOG]
+                self._record([replace(r, error=f"{problem}: {exc}") for r in result.reports])
                 return
             self._backlog.pop(0)
-        if self.record_health and result.reports:
-            self.record_health(result.reports)
+        self._record(result.reports)
+
+    def _record(self, reports: list[TargetReport]) -> None:
+        if not (self.record_health and reports):
+            return
+        try:
+            self.record_health(reports)
+        except Exception as exc:  # the index may be what is failing (a full disk)
+            log.debug("source=%s health not recorded: %s", self.pollster.source, exc)
 
     def cycle(self) -> None:
         """Poll once, deliver, log each target's outcome."""

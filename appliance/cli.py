@@ -15,38 +15,13 @@ from pathlib import Path
 import click
 
 from appliance import config as config_mod
+from appliance.clisettings import config_option, data_dir_option, load_settings, setup_logging
 from appliance.config import ConfigError, Settings
+from appliance.pollsters import SOURCES
+from appliance.snmp_cli import check_definitions
+from appliance.snmp_cli import snmp as snmp_group
 
 log = logging.getLogger("appliance")
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    default=None, help="YAML config file (default: built-in defaults).",
-)
-data_dir_option = click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where everything is written (overrides data_dir in the config).",
-)
-
-
-def load_settings(config_path: Path | None, data_dir: Path | None) -> Settings:
-    """Load the config or exit 2 with the file, the key and what is wrong."""
-    try:
-        settings = config_mod.load(config_path, data_dir.resolve() if data_dir else None)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    setup_logging(settings.log_level)
-    return settings
-
-
-def setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-
 
 @click.group()
 @click.version_option(package_name="appliance")
@@ -64,6 +39,10 @@ def check_config(file: Path, quiet: bool) -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    problem = check_definitions(settings)
+    if problem:
+        click.echo(f"{file}: {problem}", err=True)
+        sys.exit(2)
     if quiet:
         return
     import yaml
@@ -77,6 +56,7 @@ def check_config(file: Path, quiet: bool) -> None:
 def run(config_path: Path | None, data_dir: Path | None) -> None:
     """Run every process under supervisord in the foreground until SIGTERM or Ctrl-C."""
     from appliance import supervise, tls, tokens
+    from appliance.index.schema import SchemaTooNew
     from appliance.store import Store
 
     if config_path is not None:
@@ -100,7 +80,11 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
     if shutil.which("rrdcached") is None:
         click.echo("appliance: rrdcached is not installed (apt-get install rrdcached)", err=True)
         sys.exit(1)
-    store = Store(settings)  # creates the index, runs migrations, seeds policies
+    try:
+        store = Store(settings)  # creates the index, runs migrations, seeds policies
+    except SchemaTooNew as exc:
+        click.echo(f"appliance: {settings.data_dir}: {exc}", err=True)
+        sys.exit(1)
     token = tokens.ensure_admin_token(settings, store.index)
     store.close()
     if token:
@@ -132,7 +116,7 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
 @main.command()
 @config_option
 @data_dir_option
-@click.option("--source", required=True, type=click.Choice(["host", "sensors", "libvirt", "snmp"]))
+@click.option("--source", required=True, type=click.Choice(list(SOURCES)))
 @click.option("--once", is_flag=True, help="Poll once, print what was collected, write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: print JSON.")
 @click.option("--target", "target_names", multiple=True, help="Only these targets (SNMP).")
@@ -149,10 +133,19 @@ def poll(
     from appliance.agent import Agent
 
     settings = load_settings(config_path, data_dir)
+    if source == "snmp":
+        problem = check_definitions(settings)
+        if problem:
+            click.echo(f"appliance: {problem}", err=True)
+            sys.exit(2)
     pollster = pollsters.build(source, settings)
+    if source == "snmp":
+        from appliance.snmp_programs import attach_runtime_targets
+
+        attach_runtime_targets(pollster, settings)
     interval = getattr(settings.pollsters, source).interval
     if once:
-        targets = list(target_names) or list(pollster.targets())
+        targets = list(target_names) or _my_share(settings, source, pollster.targets())
         unknown = set(targets) - set(pollster.targets())
         if unknown:
             click.echo(f"appliance: unknown target(s): {', '.join(sorted(unknown))}", err=True)
@@ -164,10 +157,14 @@ def poll(
         _print_poll(result, as_json)
         sys.exit(0 if all(r.ok for r in result.reports) else 1)
 
+    from appliance import coordination, publishers
     from appliance.store import Store
 
     store = Store(settings, seed=False)
-    agent = Agent(pollster, [store.write], interval, record_health=store.index.record_reports)
+    share = coordination.share(settings, source)
+    sinks = [store.write, *publishers.build(settings, source, store)]
+    agent = Agent(pollster, sinks, interval, record_health=store.index.record_reports,
+                  owned=share.mine)
 
     def _stop(signum, _frame):
         agent.stop_event.set()
@@ -180,10 +177,37 @@ def poll(
     except SystemExit:
         pass
     finally:
+        share.close()
+        for sink in sinks[1:]:
+            sink.close()
         store.close()
         logging.shutdown()
         # A poll thread stuck in a source's call must not hold the process up.
         os._exit(0)
+
+
+def _my_share(settings: Settings, source: str, targets) -> list[str]:
+    """All targets, or on a partitioned appliance the share its running agent holds now.
+
+    ``--once`` does not join the group itself: a member that comes and goes would move
+    targets between the running appliances.
+    """
+    from appliance import coordination, runstate
+
+    if source not in coordination.SHARED or settings.coordination.backend_url is None:
+        return list(targets)
+    states = [s for s in runstate.read_all(settings.run_dir, "coordination")
+              if s.get("work") == source]
+    if not states:
+        click.echo(f"# partitioned ({source}): no running agent has joined its group yet; "
+                   f"polling every target", err=True)
+        return list(targets)
+    state = states[0]
+    owned = [t for t in targets if t in set(state["owned"])]
+    click.echo(f"# partitioned: group {state['group']} via {state['backend']}, members "
+               f"{', '.join(state['members'])}; {state['member']} polls {len(owned)} of "
+               f"{len(targets)} targets: {', '.join(owned)}", err=True)
+    return owned
 
 
 def _print_poll(result, as_json: bool) -> None:
@@ -325,6 +349,55 @@ def token_revoke(settings: Settings, name: str) -> None:
         sys.exit(1)
 
 
+main.add_command(snmp_group)
+
+
+@main.command()
+@config_option
+@data_dir_option
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+def backup(config_path: Path | None, data_dir: Path | None, archive: Path) -> None:
+    """Write one consistent archive of the (running or stopped) appliance to ARCHIVE."""
+    from appliance.backup import BackupError
+    from appliance.backup import backup as make_backup
+
+    settings = load_settings(config_path, data_dir)
+    started = time.monotonic()
+    try:
+        manifest = make_backup(settings, archive)
+    except (BackupError, OSError) as exc:
+        click.echo(f"appliance: backup failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"appliance: {len(manifest['files'])} files of {settings.data_dir} backed up to "
+        f"{archive} ({archive.stat().st_size} bytes) in {time.monotonic() - started:.1f} s",
+        err=True,
+    )
+
+
+@main.command()
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="A new or empty directory to restore into.")
+def restore(archive: Path, data_dir: Path) -> None:
+    """Restore ARCHIVE (made by `appliance backup`) into a new data dir."""
+    from appliance.backup import BackupError
+    from appliance.backup import restore as unpack
+
+    setup_logging("info")
+    try:
+        manifest = unpack(archive, data_dir.resolve())
+    except (BackupError, OSError) as exc:
+        click.echo(f"appliance: restore refused: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        f"appliance: restored {len(manifest['files'])} files (appliance "
+        f"{manifest['appliance_version']}) into {data_dir}; start it with "
+        f"appliance run --data-dir {data_dir}",
+        err=True,
+    )
+
+
 @main.command(hidden=True)
 @config_option
 @data_dir_option
@@ -333,7 +406,10 @@ def rrdcached(config_path: Path | None, data_dir: Path | None) -> None:
     from appliance.storage.daemon import prepare, rrdcached_argv
 
     settings = load_settings(config_path, data_dir)
-    prepare(settings)
+    try:
+        prepare(settings)
+    except Exception:  # a replay problem is never a reason to stay down
+        log.exception("preparing rrdcached's start failed; starting it anyway")
     argv = rrdcached_argv(settings)
     os.execvp(argv[0], argv)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -196,15 +197,16 @@ class LibvirtSettings(_Section):
     enabled: bool = True
     interval: Interval = 60
     uri: str = "qemu:///system"
+    # Several hypervisors (e.g. qemu+ssh:// remotes), each one target; when set, replaces uri.
+    uris: list[str] = []
     domain_timeout: float = Field(5.0, gt=0)
     lifecycle_events: bool = True
     workers: int = Field(4, ge=1, le=64)  # threads for per-domain reads (fallback path)
 
 
-class SnmpTarget(_Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
-    host: str
-    port: int = Field(161, gt=0, lt=65536)
+class SnmpCredential(_Section):
+    """How to talk to an agent: a v2c community or a v3 user with its keys."""
+
     version: Literal["2c", "3"] = "2c"
     community: SecretStr = SecretStr("public")
     user: str | None = None
@@ -213,14 +215,9 @@ class SnmpTarget(_Section):
     priv_protocol: Literal["none", "DES", "AES", "AES128", "AES192", "AES256"] = "none"
     priv_key: SecretStr | None = None
     context: str = ""
-    groups: list[str] = []  # definition groups; empty: every group that matches the device
-    interval: Interval | None = None  # default: pollsters.snmp.interval
-    timeout: float = Field(2.0, gt=0)
-    retries: int = Field(1, ge=0, le=10)
-    max_repetitions: int = Field(25, ge=1, le=255)
 
     @model_validator(mode="after")
-    def _v3_needs_user(self) -> SnmpTarget:
+    def _v3_needs_user(self) -> SnmpCredential:
         if self.version == "3":
             if not self.user:
                 raise ValueError("version 3 needs a user")
@@ -233,11 +230,70 @@ class SnmpTarget(_Section):
         return self
 
 
+class SnmpTarget(SnmpCredential):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    host: str
+    port: int = Field(161, gt=0, lt=65536)
+    groups: list[str] = []  # definition groups; empty: every group that matches the device
+    interval: Interval | None = None  # default: pollsters.snmp.interval
+    timeout: float = Field(2.0, gt=0)
+    retries: int = Field(1, ge=0, le=10)
+    max_repetitions: int = Field(25, ge=1, le=255)
+    # The device's SNMP engine ID (hex), which v3 traps are authenticated with (RFC 3414:
+    # the sender of a trap is the authoritative engine); not needed for v2c or polling.
+    engine_id: str | None = Field(None, pattern=r"^(0x)?([0-9A-Fa-f]{2}){5,32}$")
+
+
+class SnmpDiscoverySettings(_Section):
+    """Sweeps that find agents and add them as runtime targets (``snmp-discovery``)."""
+
+    networks: list[IPv4Network] = []  # CIDR, e.g. 192.0.2.0/24; empty: no sweeps
+    credentials: list[SnmpCredential] = [SnmpCredential()]  # tried in order per host
+    interval: Interval = 3600  # seconds between sweeps
+    port: int = Field(161, gt=0, lt=65536)
+    timeout: float = Field(1.0, gt=0, le=30)  # per request: a sweep waits on silence
+    retries: int = Field(0, ge=0, le=3)
+    concurrency: int = Field(8, ge=1, le=256)  # hosts probed at once
+    rate: float = Field(20.0, gt=0, le=1000)  # hosts started per second, at most
+    max_hosts: int = Field(4096, ge=1, le=65536)  # a sweep refuses larger networks
+
+    @model_validator(mode="after")
+    def _bounded(self) -> SnmpDiscoverySettings:
+        total = sum(n.num_addresses for n in self.networks)
+        if total > self.max_hosts:
+            raise ValueError(f"networks hold {total} addresses, over max_hosts {self.max_hosts}")
+        return self
+
+
+class SnmpTrapSettings(_Section):
+    """The trap receiver (``appliance snmp traps``, supervised as ``snmp-traps``)."""
+
+    enabled: bool = True  # runs when there is at least one target to accept traps from
+    # HOST:PORT; default 0.0.0.0:162 when the appliance runs as root, else 0.0.0.0:10162
+    # (an unprivileged process cannot bind below 1024; point devices at 10162 or grant
+    # CAP_NET_BIND_SERVICE and set 162).
+    listen: str | None = None
+    keep_days: float = Field(30, gt=0)  # events older than this are deleted
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, v: str | None) -> str | None:
+        return None if v is None else ApiSettings._host_port(v)
+
+    def address(self) -> tuple[str, int]:
+        default_port = 162 if os.geteuid() == 0 else 10162
+        host, _, port = (self.listen or f"0.0.0.0:{default_port}").rpartition(":")
+        return host.strip("[]"), int(port)
+
+
 class SnmpSettings(_Section):
     enabled: bool = True
     interval: Interval = 60
     concurrency: int = Field(16, ge=1, le=1024)
     definitions_dir: Path | None = None  # more meter definitions, besides the shipped ones
+    mibs_dir: Path | None = None  # site MIB tables written by `appliance snmp compile-mibs`
+    traps: SnmpTrapSettings = SnmpTrapSettings()
+    discovery: SnmpDiscoverySettings = SnmpDiscoverySettings()
     targets: list[SnmpTarget] = []
 
     @field_validator("targets")
@@ -264,6 +320,66 @@ class AlarmSettings(_Section):
     webhook_retries: int = Field(3, ge=0, le=10)
 
 
+# --- Beyond one box --------------------------------------------------------------------------
+
+
+class CoordinationSettings(_Section):
+    """tooz partitioning of SNMP targets, libvirt URIs and alarms across appliances."""
+
+    # A tooz URL (redis://, etcd3+http://, zookeeper://, file://); unset: single node.
+    # A secret because it may carry a password.
+    backend_url: SecretStr | None = None
+    member_id: str | None = Field(None, min_length=1, max_length=128,
+                                  pattern=r"^[A-Za-z0-9_.:-]+$")  # default: host:api-port
+    group_prefix: str = Field("appliance", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    refresh: float = Field(1.0, gt=0, le=60)  # how often membership changes are read
+    rejoin_after: float = Field(2.0, gt=0, le=600)  # retry pause once the backend is lost
+    timeout: float = Field(3.0, gt=0, le=60)  # a backend call slower than this: backend lost
+
+
+class _PublisherSettings(_Section):
+    kind: str  # each kind narrows it to its Literal (the discriminator)
+    url: str = Field(pattern=r"^https?://")
+    timeout: float = Field(10.0, gt=0)
+    batch_size: int = Field(5000, ge=1)  # samples per request
+    max_queue: int = Field(100_000, ge=1)  # samples kept in memory; the oldest go first
+    max_backoff: float = Field(60.0, gt=0)
+
+    @property
+    def name(self) -> str:
+        """How status pages and ``/metrics`` name it: kind and URL, minus any user:password."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        return f"{self.kind} {url}"
+
+
+class RemoteWritePublisher(_PublisherSettings):
+    """Samples to a Prometheus remote-write 1.0 receiver (VictoriaMetrics, Prometheus, Mimir)."""
+
+    kind: Literal["prometheus_remote_write"]
+    bearer_token: SecretStr | None = None
+
+
+class GnocchiPublisher(_PublisherSettings):
+    """Samples to a Gnocchi v1 API (or another appliance), resources created on the fly."""
+
+    kind: Literal["gnocchi"]
+    token: SecretStr | None = None  # sent as the HTTP Basic user, as gnocchi-basic does
+    archive_policy: str | None = None  # for metrics it creates; None: the receiver's rules
+
+
+Publisher = Annotated[RemoteWritePublisher | GnocchiPublisher, Field(discriminator="kind")]
+
+
+class ReceiverSettings(_Section):
+    """Pushes into the appliance: remote write and InfluxDB line protocol."""
+
+    max_decompressed_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    influxdb_resource_tag: str = Field("host", min_length=1)  # Gnocchi's default
+
+
 # --- The whole file -------------------------------------------------------------------------
 
 
@@ -279,6 +395,9 @@ class Settings(_Section):
     ]
     pollsters: PollsterSettings = PollsterSettings()
     alarms: AlarmSettings = AlarmSettings()
+    coordination: CoordinationSettings = CoordinationSettings()
+    publishers: list[Publisher] = []
+    receivers: ReceiverSettings = ReceiverSettings()
 
     @model_validator(mode="after")
     def _rules_name_known_policies(self) -> Settings:
@@ -313,6 +432,18 @@ class Settings(_Section):
     @property
     def rrdcached_socket(self) -> Path:
         return self.run_dir / "rrdcached.sock"
+
+    @property
+    def supervisor_socket(self) -> Path:
+        return self.run_dir / "supervisor.sock"
+
+    def enabled_sources(self) -> list[str]:
+        """Sources switched on (SNMP only when it has targets), each polled by one agent."""
+        p = self.pollsters
+        on = [name for name in ("host", "sensors", "libvirt") if getattr(p, name).enabled]
+        if p.snmp.enabled and p.snmp.targets:
+            on.append("snmp")
+        return on
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:

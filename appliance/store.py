@@ -7,16 +7,23 @@ a steady poll costs no SQL), then writes every point in one rrdcached batch.
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from appliance.aggregation import Series
 from appliance.config import Settings
 from appliance.index import Index
-from appliance.model import Metric, PollResult
+from appliance.model import Metric, PollResult, make_policy
+from appliance.storage.daemon import wal_retention
+from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
 from appliance.storage.measures import Measures, Rejected, WriteOutcome
-from appliance.storage.policy import make_policy
 from appliance.storage.rrdcached import RrdcachedClient
 from appliance.storage.wal import WriteAheadLog
 
@@ -31,6 +38,18 @@ class WriteResult:
     rejected: list[Rejected] = field(default_factory=list)
     resources_written: int = 0
     metrics: dict[tuple[str, str], Metric] = field(default_factory=dict)
+
+
+@contextmanager
+def disk_full_named(what: str) -> Iterator[None]:
+    """Turn SQLite's "database or disk is full" into :class:`DiskFull` (SQLite has already
+    rolled the transaction back, so the index stays whole)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        if is_disk_full(exc):
+            raise DiskFull(what, exc) from exc
+        raise
 
 
 def configured_policies(settings: Settings):
@@ -61,7 +80,7 @@ class Store:
                     for r in settings.archive_policy_rules
                 ],
             )
-        retention = settings.storage.write_delay + settings.storage.write_jitter + 120
+        retention = wal_retention(settings)
         self.client = RrdcachedClient(settings.rrdcached_socket)
         self._counts: Counter[str] = Counter()
         self._counted_at = time.monotonic()
@@ -75,7 +94,16 @@ class Store:
         self.index.close()
 
     def write(self, result: PollResult) -> WriteResult:
-        """Persist a poll: resources (with history), metrics, then measures."""
+        """Persist a poll: resources (with history), metrics, then measures.
+
+        Raises :class:`DiskFull` or :class:`StoreUnavailable` (both ``OSError``) when the
+        data dir has no room or rrdcached is unreachable; nothing of the poll is then
+        acknowledged, and an agent keeps it for the next try.
+        """
+        with disk_full_named("write the resource index"):
+            return self._write(result)
+
+    def _write(self, result: PollResult) -> WriteResult:
         now = time.time()
         resources = {s.resource.id: s.resource for s in result.samples}
         resources.update((r.id, r) for r in result.resources)
@@ -107,8 +135,73 @@ class Store:
             self.flush_counters()
         return outcome
 
+    def health(self) -> dict:
+        """Whether writes can be acknowledged now: rrdcached's answer and the disk's room."""
+        try:
+            self.measures.ping()
+            rrdcached, error = "up", None
+        except StoreUnavailable as exc:
+            rrdcached, error = "unreachable", str(exc)
+        usage = shutil.disk_usage(self.settings.data_dir)
+        return {
+            "rrdcached": rrdcached,
+            "error": error,
+            "disk_free_bytes": usage.free,
+            "disk_total_bytes": usage.total,
+        }
+
+    # --- reads: every caller asks by metric; only the storage package touches files -------
+
+    def flush_many(self, metrics: Iterable[Metric]) -> None:
+        """Make every acknowledged write of these metrics readable, in one rrdcached batch."""
+        self.measures.flush_many(m.id for m in metrics)
+
+    def read(
+        self,
+        metric: Metric,
+        aggregation: str,
+        granularity: int,
+        start: float | None,
+        stop: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bucket starts and values (NaN where unknown) of one metric; the caller flushed it."""
+        return self.measures.read(metric, aggregation, granularity, start, stop,
+                                  self.index.policy)
+
+    def read_series(
+        self,
+        wanted: Sequence[tuple[Metric, str, tuple[str, str]]],
+        granularity: int,
+        start: float | None,
+        stop: float | None,
+    ) -> list[Series]:
+        """One :class:`Series` per ``(metric, aggregation, key)`` at one granularity."""
+        return [
+            Series(key, float(granularity),
+                   *self.read(metric, aggregation, granularity, start, stop))
+            for metric, aggregation, key in wanted
+        ]
+
+    def rrdcached_stats(self) -> dict[str, int]:
+        return self.measures.daemon_stats()
+
+    # --- deletions: the row and the file go together ---------------------------------------
+
+    def delete_metric(self, metric_id: str) -> None:
+        """Delete a metric's row, then its file (NotFound if there is no such metric)."""
+        self.index.delete_metric(metric_id)
+        self.measures.delete(metric_id)
+
+    def delete_resource(self, resource_id: str) -> list[str]:
+        """Delete a resource with its metrics' rows and files; returns the metric ids."""
+        ids = self.index.delete_resource(resource_id)
+        for metric_id in ids:
+            self.measures.delete(metric_id)
+        return ids
+
     def flush_counters(self) -> None:
         """Move this process's counts into the index (shared with the API and status page)."""
-        self.index.add_counters(self._counts)
+        with disk_full_named("write the resource index"):
+            self.index.add_counters(self._counts)
         self._counts.clear()
         self._counted_at = time.monotonic()

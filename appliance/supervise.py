@@ -1,8 +1,10 @@
 """The supervisord config that ``appliance run`` renders into the data dir.
 
-One supervisor runs every process: rrdcached first, then the API and one agent per enabled
-source kind (and the alarm evaluator). Children log to supervisord's stdout, so under
-systemd everything lands in the journal and under ``make run`` in the terminal.
+One supervisor runs every process: rrdcached first, then the API, one agent per enabled
+source kind, the alarm evaluator, and the SNMP trap receiver and discovery loop when
+configured (a plain list, :func:`programs`). Children log to
+supervisord's stdout, so under systemd everything lands in the journal and under ``make run``
+in the terminal.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ import os
 import shlex
 import stat
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance import tls
 from appliance.config import Settings
-from appliance.pollsters import enabled_sources
 
 
 @dataclass(frozen=True)
@@ -67,14 +67,20 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     ]
     out += [
         Program(f"poll-{source}", _appliance("poll", "--source", source, *common), 30)
-        for source in enabled_sources(settings)
+        for source in settings.enabled_sources()
     ]
-    out += [p for extra in EXTRA_PROGRAMS for p in extra(settings, common)]
+    if settings.alarms.enabled:
+        out.append(Program("alarm-evaluator", _appliance("alarms", *common), 40))
+    snmp = settings.pollsters.snmp
+    # The trap receiver when there are targets to accept traps from (configured, or found by
+    # discovery); the discovery loop when there are networks to sweep.
+    if snmp.enabled and snmp.traps.enabled and (snmp.targets or snmp.discovery.networks):
+        out.append(Program("snmp-traps", _appliance("snmp", "traps", *common), 30))
+    if snmp.enabled and snmp.discovery.networks:
+        out.append(
+            Program("snmp-discovery", _appliance("snmp", "discover", "--loop", *common), 35)
+        )
     return out
-
-
-#: Further process kinds (the alarm evaluator) register a function here.
-EXTRA_PROGRAMS: list[Callable[[Settings, list[str]], list[Program]]] = []
 
 
 def stdout_is_socket() -> bool:
@@ -104,14 +110,14 @@ def render(settings: Settings, config_path: Path | None, to_syslog: bool = False
         "directory": str(settings.data_dir),
         "identifier": "appliance",
     }
-    cp["unix_http_server"] = {"file": str(run / "supervisor.sock"), "chmod": "0700"}
+    cp["unix_http_server"] = {"file": str(settings.supervisor_socket), "chmod": "0700"}
     cp["rpcinterface:supervisor"] = {
         "supervisor.rpcinterface_factory": "supervisor.rpcinterface:make_main_rpcinterface"
     }
-    cp["supervisorctl"] = {"serverurl": f"unix://{run / 'supervisor.sock'}"}
+    cp["supervisorctl"] = {"serverurl": f"unix://{settings.supervisor_socket}"}
     for prog in programs(settings, config_path):
         section = {
-            "command": shlex.join(prog.argv),
+            "command": shlex.join([sys.executable, "-m", "appliance.lifeline", *prog.argv]),
             "priority": str(prog.priority),
             "autostart": "true",
             "autorestart": "true",
@@ -134,11 +140,3 @@ def render(settings: Settings, config_path: Path | None, to_syslog: bool = False
     cp.write(buf)
     return buf.getvalue()
 
-
-def socket_path(settings: Settings) -> Path:
-    return settings.run_dir / "supervisor.sock"
-
-
-from appliance.alarms.process import programs as _alarm_programs  # noqa: E402
-
-EXTRA_PROGRAMS.append(_alarm_programs)

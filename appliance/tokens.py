@@ -11,12 +11,11 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.config import Settings
-from appliance.index import Conflict, Index, NotFound
+from appliance.index import Index
 
 ADMIN_TOKEN_FILE = "admin-token"
 
@@ -32,28 +31,17 @@ def admin_token_path(settings: Settings) -> Path:
 def create(index: Index, name: str, role: str) -> str:
     """A new random token; returns it (the only time it is ever shown)."""
     token = secrets.token_urlsafe(32)
-    with index.transaction() as conn:
-        if conn.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
-            raise Conflict(f"a token named {name!r} exists already")
-        conn.execute(
-            "INSERT INTO tokens(name, hash, role, created_at) VALUES (?, ?, ?, ?)",
-            (name, hash_token(token), role, time.time()),
-        )
+    index.token_repo.add(name, hash_token(token), role)  # a name in use is a Conflict
     return token
 
 
 def revoke(index: Index, name: str) -> None:
-    with index.transaction() as conn:
-        if not conn.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount:
-            raise NotFound(f"token {name!r}")
-        index.invalidate_caches(conn)  # API workers remember the tokens they have seen
+    """Remove a token (NotFound if there is none of that name); API workers forget it."""
+    index.token_repo.remove(name)
 
 
 def listing(index: Index) -> list[dict]:
-    return [
-        {"name": r["name"], "role": r["role"], "created_at": r["created_at"]}
-        for r in index.query("SELECT name, role, created_at FROM tokens ORDER BY name")
-    ]
+    return index.token_repo.listing()
 
 
 def ensure_admin_token(settings: Settings, index: Index) -> str | None:
@@ -83,7 +71,7 @@ class Verifier:
 
     Index tokens are looked up by their hash (one indexed SELECT), so a token created or
     revoked by ``appliance token`` is seen at once in every API worker; the API keeps the
-    identities it found only until a revocation (:class:`appliance.api.memo.IndexMemo`). Only
+    identities it found only until a revocation (:class:`appliance.index.memo.IndexMemo`). Only
     hashes are compared: the secret itself never meets a comparison that could leak its
     prefix through timing.
     """
@@ -106,7 +94,7 @@ class Verifier:
             if hmac.compare_digest(presented, known):
                 found = identity
         if found is None:
-            rows = self._index.query("SELECT name, role FROM tokens WHERE hash = ?", (presented,))
-            if rows:
-                found = Identity(rows[0]["name"], rows[0]["role"])
+            row = self._index.token_repo.by_hash(presented)
+            if row is not None:
+                found = Identity(*row)
         return found

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance import config, supervise  # noqa: E402
 from appliance.api import create_app  # noqa: E402
-from appliance.storage.policy import BUILTIN_POLICIES  # noqa: E402
+from appliance.storage.policy import BUILTIN_POLICIES, rras  # noqa: E402
 from appliance.store import Store  # noqa: E402
 from tests.conftest import RunningAppliance, free_port  # noqa: E402
 
@@ -69,7 +69,7 @@ def raw_baseline(tmp: Path, n: int, rounds: int, t0: int) -> dict[str, float]:
     t = time.perf_counter()
     for p in paths:
         rrdtool.create(p, "--start", str(t0 - 60), "--step", "60",
-                       "DS:v:GAUGE:600:U:U", *policy.rras())
+                       "DS:v:GAUGE:600:U:U", *rras(policy))
     create_s = time.perf_counter() - t
     t = time.perf_counter()
     for r in range(rounds):

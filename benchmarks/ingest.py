@@ -25,7 +25,7 @@ from appliance import config  # noqa: E402
 from appliance.model import Kind, PollResult, Resource, Sample  # noqa: E402
 from appliance.storage.daemon import rrdcached_process  # noqa: E402
 from appliance.storage.measures import heartbeat  # noqa: E402
-from appliance.storage.policy import BUILTIN_POLICIES  # noqa: E402
+from appliance.storage.policy import BUILTIN_POLICIES, rras  # noqa: E402
 from appliance.store import Store  # noqa: E402
 
 METRICS_PER_RESOURCE = 10
@@ -79,7 +79,7 @@ def raw_path(tmp: Path, n: int, points: int, t0: int) -> tuple[float, float]:
     os.sync()
     t = time.perf_counter()
     for p in paths:
-        rrdtool.create(p, "--start", str(t0 - 60), "--step", "60", ds, *policy.rras())
+        rrdtool.create(p, "--start", str(t0 - 60), "--step", "60", ds, *rras(policy))
         rrdtool.update(p, *values(t0))
     create_s = time.perf_counter() - t
     t = time.perf_counter()

@@ -86,7 +86,7 @@ variable "appliance_wheelhouse" {
 
 variable "appliance_version" {
   type    = string
-  default = "0.1.0"
+  default = "0.2.0"
 }
 
 variable "output_directory" {

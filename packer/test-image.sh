@@ -81,5 +81,38 @@ grep -q 'admin token in /var/lib/appliance/admin-token' "$work/console.log" \
 ssh_guest test -s /etc/ssh/ssh_host_ed25519_key
 ssh_guest systemctl is-active appliance.service
 
+# The store survives a service restart and a reboot: measures written before are served
+# after each, and rrdcached is not crash-looping (it lost its store on both before 0.2.0).
+api() { curl -fsS -m 30 -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+wait_status() {
+  local t=$SECONDS
+  until api -o /dev/null "http://127.0.0.1:$api_port/v1/status" 2>/dev/null; do
+    [ $((SECONDS - t)) -lt "$BOOT_TIMEOUT" ] || { echo "test-image: no API after $1" >&2; exit 1; }
+    sleep 3
+  done
+  echo "test-image: serving $((SECONDS - t)) s after $1"
+}
+metric=$(api -d '{"name": "image.test", "archive_policy_name": "medium"}' \
+  "http://127.0.0.1:$api_port/v1/metric" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+now=$(( $(date +%s) / 60 * 60 ))
+points=$(python3 -c "import json; print(json.dumps([{'timestamp': $now - 60 * k + 0.5, 'value': k} for k in range(10, 0, -1)]))")
+api -o /dev/null -d "$points" "http://127.0.0.1:$api_port/v1/metric/$metric/measures"
+count_measures() {
+  api "http://127.0.0.1:$api_port/v1/metric/$metric/measures?granularity=60" \
+    | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
+}
+before=$(count_measures)
+[ "$before" -ge 9 ] || { echo "test-image: only $before measures readable" >&2; exit 1; }
+ssh_guest systemctl restart appliance.service
+wait_status "systemctl restart"
+[ "$(count_measures)" -ge "$before" ] || { echo "test-image: measures lost by a restart" >&2; exit 1; }
+ssh_guest systemctl reboot || true
+sleep 10
+wait_status "a reboot"
+[ "$(count_measures)" -ge "$before" ] || { echo "test-image: measures lost by a reboot" >&2; exit 1; }
+crashes=$(ssh_guest journalctl -b -u appliance.service | grep -c 'exited: rrdcached' || true)
+[ "$crashes" = 0 ] || { echo "test-image: rrdcached crash-looped after the reboot ($crashes exits)" >&2; exit 1; }
+echo "test-image: $before measures served after a restart and a reboot, rrdcached steady"
+
 echo "boot_seconds_to_status=$boot_seconds (accelerator $ACCEL)" | tee -a "$OUT/figures.txt"
 echo "test-image: OK"

@@ -16,6 +16,8 @@ from appliance.config import Settings
 from appliance.storage.daemon import prepare, rrdcached_argv
 from appliance.store import Store
 
+pytest_plugins = ["tests.noskip", "pytester"]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -80,9 +82,16 @@ def store(settings: Settings, rrdcached: Rrdcached) -> Iterator[Store]:
 class RunningAppliance:
     """``appliance run`` for real (supervisord, rrdcached, gunicorn, agents) on a tmp dir."""
 
-    def __init__(self, tmp: Path, overrides: dict | None = None, socket_stdout: bool = False):
+    def __init__(
+        self, tmp: Path, overrides: dict | None = None, socket_stdout: bool = False,
+        python: str | None = None,
+    ):
+        import sys
+
         import yaml
 
+        # Another version's interpreter (the upgrade test runs a release from history).
+        self.python = python or sys.executable
         # systemd's StandardOutput=journal hands the service a stream socket as stdout.
         self.socket_stdout = socket_stdout
         tmp.mkdir(parents=True, exist_ok=True)
@@ -114,8 +123,6 @@ class RunningAppliance:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        import sys
-
         log = open(self.log_path, "ab")  # noqa: SIM115
         out = log
         if self.socket_stdout:
@@ -130,9 +137,12 @@ class RunningAppliance:
 
             threading.Thread(target=drain, daemon=True).start()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--config", str(self.config_path),
+            [self.python, "-m", "appliance", "run", "--config", str(self.config_path),
              "--data-dir", str(self.data_dir)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            # Not the repo: ``python -m`` puts the working directory first on sys.path, and
+            # another version's interpreter must import its own code.
+            cwd=self.data_dir.parent,
         )
         if self.socket_stdout:
             out.close()
@@ -190,9 +200,10 @@ def appliance_factory(tmp_path: Path):
     started: list[RunningAppliance] = []
 
     def start(
-        overrides: dict | None = None, name: str = "a", socket_stdout: bool = False
+        overrides: dict | None = None, name: str = "a", socket_stdout: bool = False,
+        python: str | None = None,
     ) -> RunningAppliance:
-        app = RunningAppliance(tmp_path / name, overrides, socket_stdout)
+        app = RunningAppliance(tmp_path / name, overrides, socket_stdout, python)
         started.append(app)
         app.start()
         return app

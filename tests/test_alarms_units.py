@@ -9,8 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from appliance import config
-from appliance.alarms import process
+from appliance import config, supervise
 from appliance.alarms.actions import Notifier, redact
 from appliance.alarms.model import ALARM, OK, UNKNOWN, Alarm, InvalidAlarm, parse_alarm
 from appliance.alarms.states import combine, decide, judge
@@ -148,6 +147,6 @@ def test_webhook_gives_up_after_bounded_retries():
 def test_evaluator_program_follows_alarms_enabled(tmp_path):
     on = config.parse({"data_dir": str(tmp_path)})
     off = config.parse({"data_dir": str(tmp_path), "alarms": {"enabled": False}})
-    (program,) = process.programs(on, ["--data-dir", str(tmp_path)])
+    (program,) = [p for p in supervise.programs(on, None) if p.name == "alarm-evaluator"]
     assert program.argv[-3:] == ["alarms", "--data-dir", str(tmp_path)]
-    assert process.programs(off, []) == []
+    assert [p for p in supervise.programs(off, None) if p.name == "alarm-evaluator"] == []

@@ -10,6 +10,7 @@ import pytest
 
 from appliance import tokens
 from appliance.api import create_app
+from appliance.api.v1.status import Status
 
 
 class Api:
@@ -268,14 +269,21 @@ def test_archive_policies_and_rules(api):
     assert {p["name"] for p in api.get("/v1/archive_policy").json} >= {"low", "medium", "fast"}
 
 
-def test_no_stack_trace_reaches_a_client(api, store):
+def test_an_unreachable_store_is_a_503_with_retry_after_and_no_stack_trace(api, store):
     store.client.socket_path = "/nonexistent/socket"
     store.client.close()
     mid = new_metric(api)
     r = api.post(f"/v1/metric/{mid}/measures", json=[{"timestamp": 1.7e9, "value": 1}])
-    assert r.status_code == 500
+    assert r.status_code == 503
+    assert int(r.headers["Retry-After"]) > 0
     assert "Traceback" not in r.get_data(as_text=True)
     assert set(r.json) == {"title", "description", "code"}
+    read = api.get(f"/v1/metric/{mid}/measures")
+    assert read.status_code == 503 and set(read.json) == {"title", "description", "code"}
+    # The status says why, in the shape its OpenAPI model documents.
+    health = Status.model_validate(api.get("/v1/status").json).appliance.store
+    assert health.rrdcached == "unreachable" and "socket" in (health.error or "")
+    assert 0 <= health.disk_free_bytes <= health.disk_total_bytes
 
 
 def test_graphs_render_svg_and_png_with_units(api):

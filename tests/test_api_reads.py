@@ -1,7 +1,7 @@
 """The measures read path's shortcuts keep the API's promises.
 
 Tokens and metrics are remembered per process until one may have changed
-(:mod:`appliance.api.memo`), measures are encoded from pre-encoded timestamps
+(:mod:`appliance.index.memo`), measures are encoded from pre-encoded timestamps
 (:func:`appliance.api.jsonio.points`) and API requests skip the session signer. Each test
 here drives the real app over a real store and checks what a client would see.
 """

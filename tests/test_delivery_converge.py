@@ -34,6 +34,7 @@ from appliance import config
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 UNIT = Path("/etc/systemd/system/appliance.service")
+BACKUP_UNITS = ("appliance-backup.service", "appliance-backup.timer")
 RECAP = re.compile(
     r"^(?P<host>\S+)\s*:\s*ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
     r"unreachable=(?P<unreachable>\d+)\s+failed=(?P<failed>\d+)",
@@ -157,6 +158,8 @@ def no_installed_unit() -> Iterator[None]:
     yield
     UNIT.unlink(missing_ok=True)
     shutil.rmtree(UNIT.with_name("appliance.service.d"), ignore_errors=True)
+    for name in BACKUP_UNITS:
+        UNIT.with_name(name).unlink(missing_ok=True)
 
 
 @pytest.mark.slow
@@ -186,6 +189,7 @@ def test_role_converges_runs_and_is_idempotent(scratch: Path, no_installed_unit:
             {"name": "default", "pattern": "*", "policy": "low"},
         ],
         "appliance_alarm_evaluation_interval": 30,
+        "appliance_backup_dir": str(scratch / "backups"),
     }
 
     first, _ = converge(scratch, variables)
@@ -210,7 +214,8 @@ def test_role_converges_runs_and_is_idempotent(scratch: Path, no_installed_unit:
         drop_in.read_text().splitlines()
     )
     verify = subprocess.run(
-        ["systemd-analyze", "verify", "appliance.service"], capture_output=True, text=True
+        ["systemd-analyze", "verify", "appliance.service", *BACKUP_UNITS],
+        capture_output=True, text=True,
     )
     assert verify.returncode == 0 and not verify.stderr.strip(), verify.stderr
 
@@ -251,6 +256,19 @@ def test_role_converges_runs_and_is_idempotent(scratch: Path, no_installed_unit:
             subprocess.check_output(["id", "-u", "appliance"], text=True)
         )
         assert get(f"http://127.0.0.1:{port}/v1/status")[0] == 401
+        # The nightly backup, run as the timer's unit would: the service user, its command.
+        backup_unit = UNIT.with_name("appliance-backup.service").read_text()
+        command = next(line.split("=", 1)[1] for line in backup_unit.splitlines()
+                       if line.startswith("ExecStart="))
+        command = command.replace("$$", "$").replace("%%", "%")
+        made = subprocess.run(
+            ["setpriv", "--reuid=appliance", "--regid=appliance", "--init-groups",
+             "--reset-env", "--", "/bin/sh", "-c", command.removeprefix("/bin/sh -c ")
+             .strip("'")], capture_output=True, text=True, cwd="/", timeout=300,
+        )
+        assert made.returncode == 0, made.stderr
+        archives = list((scratch / "backups").glob("appliance-*.tar.gz"))
+        assert len(archives) == 1 and stat.S_IMODE(archives[0].stat().st_mode) == 0o600
     finally:
         appliance.terminate()  # SIGTERM to supervisord only, as KillMode=mixed does
         try:

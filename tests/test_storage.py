@@ -6,6 +6,7 @@ import pytest
 import rrdtool
 
 from appliance.model import Kind, PollResult, Resource, Sample
+from appliance.storage import graphs
 from appliance.storage.policy import BUILTIN_POLICIES
 from appliance.store import Store
 
@@ -159,3 +160,25 @@ def test_a_second_writer_with_a_stale_view_loses_nothing_it_may_write(settings, 
     metric = store.index.metrics(name="m")[0]
     got = store.measures.fetch(metric, BUILTIN_POLICIES["medium"], "mean", 60, T0, T0 + 300)
     assert got == [(T0 + 60, 1.0), (T0 + 120, 2.0), (T0 + 180, 3.0), (T0 + 240, 4.0)]
+
+
+def test_a_graph_reaches_the_newest_bucket_a_step_after_its_measure(store):
+    # The store writes a measure one step late (Gnocchi's bucket-start labels): a graph
+    # ending at a measure's timestamp is extended by a step to that measure's bucket, never
+    # past the file's last update; the newest value drawn is the newest measure's.
+    res = _host()
+    store.write(_samples(res, "hardware.memory.used", Kind.GAUGE,
+                         [(T0 + 60 * i, float(i)) for i in range(1, 6)]))
+    metric = store.index.metrics(name="hardware.memory.used")[0]
+    policy = BUILTIN_POLICIES["medium"]
+    newest = T0 + 300
+    store.measures.flush(metric.id)
+    assert graphs.reach(store.measures, metric, policy, newest) == newest + 60
+    assert graphs.reach(store.measures, metric, policy, newest - 120) == newest - 60
+    assert graphs.reach(store.measures, metric, policy, newest + 600) == newest + 600
+    look = graphs.Look("SVG", 400, 100)
+    drawn = graphs.draw(store.measures, metric, policy, "mean", T0, newest, look, step=60)
+    assert (drawn.end, drawn.last) == (newest + 60, 5.0)
+    empty = store.index.create_metric("spare", "B", None, "medium")
+    blank = graphs.draw(store.measures, empty, policy, "mean", T0, newest, look)
+    assert blank.last is None and b"<svg" in blank.image and blank.end == newest

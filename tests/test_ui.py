@@ -354,3 +354,24 @@ def test_formatting():
     assert formatting.ago(None) == "never" and formatting.ago(100, now=130) == "30 s ago"
     assert formatting.attribute(1795303292.0, "boot_time").endswith("UTC")
     assert formatting.attribute(2, "cpu_count") == 2
+
+
+def test_the_api_graph_and_the_status_page_chart_agree(store):
+    # One renderer, one time convention: a measure is stored a step after its timestamp,
+    # and both the API's graph (ending now) and the chart still show it as the newest value.
+    admin = tokens.create(store.index, "grapher", "admin")
+    client = make_app(store, open_read=True).test_client()
+    box = host("graph-box")
+    store.index.ensure_resources([box])
+    metric = store.index.create_metric("hardware.cpu.util", "%", box.id, "medium")
+    now = int(time.time()) // 60 * 60
+    store.write_measures([(metric, [(now - 120, 10.0), (now - 60, 20.0), (now, 30.0)])])
+    chart = client.get(f"/ui/chart/{metric.id}.svg?range=1h")
+    # Ending at the newest measure's own timestamp (a minute boundary): that bucket is still
+    # drawn, as the chart draws it.
+    graph = client.get(f"/v1/metric/{metric.id}/graph.svg?start=-1h&stop={now}",
+                       headers={"Authorization": f"Bearer {admin}"})
+    assert chart.status_code == graph.status_code == 200
+    assert float(chart.headers["X-Chart-Last"]) == 30.0
+    # The newest value each drew (rrdtool's PRINT of the line's LAST).
+    assert float(chart.headers["X-Chart-Last"]) == float(graph.headers["X-Graph-Last"]) == 30.0

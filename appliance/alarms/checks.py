@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from appliance.alarms.model import Alarm, InvalidAlarm
+from appliance.alarms.model import EVENT, Alarm, InvalidAlarm
 from appliance.alarms.series import resolve_resource_id
 from appliance.index import Index, NotFound
 from appliance.index.query import QueryError, compile_query
@@ -40,8 +40,7 @@ def _policies(index: Index, type_: str, rule: dict[str, Any]) -> list[ArchivePol
     if type_ == "gnocchi_aggregation_by_metrics_threshold":
         return [_metric_policy(index, m) for m in rule["metrics"]]
     if type_ == "gnocchi_aggregation_by_resources_threshold":
-        if not index.query("SELECT 1 FROM resource_types WHERE name = ?",
-                           (rule["resource_type"],)):
+        if not index.resource_repo.type_exists(rule["resource_type"]):
             raise InvalidAlarm(f"resource type {rule['resource_type']} does not exist")
         try:
             compile_query(json.loads(rule["query"]))
@@ -57,6 +56,8 @@ def _policies(index: Index, type_: str, rule: dict[str, Any]) -> list[ArchivePol
 def check(alarm: Alarm, index: Index) -> None:
     """Raise :class:`InvalidAlarm` unless every rule of ``alarm`` can be evaluated."""
     for type_, rule in alarm.leaves():
+        if type_ == EVENT:
+            continue  # reads events, not series: nothing to check against a policy
         g, method = rule["granularity"], rule["aggregation_method"]
         for policy in _policies(index, type_, rule):
             if g not in policy.granularities:

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from appliance.alarms.actions import Notifier
-from appliance.alarms.model import COMPARATORS, COMPOSITE, UNKNOWN, Alarm, rule_summary
+from appliance.alarms.model import ALARM, COMPOSITE, EVENT, OK, UNKNOWN, Alarm, rule_summary
+from appliance.alarms.rules import COMPARATORS
 from appliance.alarms.series import RoundReader, RuleError
 from appliance.alarms.states import Decision, Verdict, combine, decide, decide_composite, judge
 from appliance.alarms.store import AlarmStore, Transition
 from appliance.alarms.timeconstraints import within
+from appliance.index import events
 from appliance.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,11 @@ class RoundReport:
 
 def verdict(type_: str, rule: dict[str, Any], reader: RoundReader) -> Verdict:
     """One (non-composite) rule's verdict over its window; a missing metric is no data."""
+    if type_ == EVENT:
+        count, _ = events.count(
+            reader.index, rule["event_type"], reader.now - rule["window"], rule["resource_id"]
+        )
+        return Verdict(ALARM if count else OK, (float(count),), int(bool(count)), 1, "events")
     periods = rule["evaluation_periods"]
     try:
         if type_ == "rrd_forecast":
@@ -58,8 +66,29 @@ def verdict(type_: str, rule: dict[str, Any], reader: RoundReader) -> Verdict:
         return Verdict(UNKNOWN, (), 0, periods)
 
 
+def event_decision(alarm: Alarm, reader: RoundReader) -> Decision | None:
+    """An event alarm's decision: alarm while matching events are in the window."""
+    rule = alarm.rule
+    count, latest = events.count(
+        reader.index, rule["event_type"], reader.now - rule["window"], rule["resource_id"]
+    )
+    state = ALARM if count else OK
+    changed = state != alarm.state
+    if not changed and not alarm.repeat_actions:
+        return None
+    verb = f"Transition to {state}" if changed else f"Remaining as {state}"
+    reason = f"{verb} due to {count} {rule['event_type']} event(s) in the last {rule['window']}s"
+    data: dict[str, Any] = {"type": EVENT, "count": count}
+    if latest is not None:
+        data["event"] = {"event_type": latest.event_type, "resource_id": latest.resource_id,
+                         "timestamp": latest.timestamp, "traits": latest.traits}
+    return Decision(state, reason, data, changed)
+
+
 def evaluate(alarm: Alarm, reader: RoundReader) -> Decision | None:
     """The alarm's decision this round, or None when nothing is to be done."""
+    if alarm.type == EVENT:
+        return event_decision(alarm, reader)
     if alarm.type != COMPOSITE:
         return decide(alarm.state, verdict(alarm.type, alarm.rule, reader), alarm.repeat_actions)
     leaves = alarm.leaves()
@@ -70,16 +99,22 @@ def evaluate(alarm: Alarm, reader: RoundReader) -> Decision | None:
 
 
 class Evaluator:
-    def __init__(self, store: Store, notifier: Notifier):
+    def __init__(self, store: Store, notifier: Notifier,
+                 owned: Callable[[Sequence[str]], list[str]] = list):
         self.store = store
         self.alarms = AlarmStore(store.index)
         self.notifier = notifier
+        # The alarms this appliance evaluates (coordination.Share.mine, by alarm name: each
+        # appliance has its own index, so the name is what the appliances share).
+        self.owned = owned
 
     def run_round(self, now: float | None = None) -> RoundReport:
         started = time.perf_counter()
         now = time.time() if now is None else now
         report = RoundReport()
         alarms = self.alarms.enabled()
+        mine = set(self.owned(sorted({a.name for a in alarms})))
+        alarms = [a for a in alarms if a.name in mine]
         report.alarms = len(alarms)
         active = [a for a in alarms if within(a.time_constraints, now)]
         report.outside_time_constraints = len(alarms) - len(active)

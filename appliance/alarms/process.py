@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 import time
 
+from appliance import coordination
+from appliance.alarms.actions import Notifier
+from appliance.alarms.evaluator import Evaluator
 from appliance.config import Settings
+from appliance.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +27,11 @@ SHUTDOWN_GRACE = 3.0
 
 def run(settings: Settings, stop: threading.Event) -> None:
     """Evaluate until ``stop`` is set."""
-    # Imported here so that supervise.py can import this module cheaply for ``programs``.
-    from appliance.alarms.actions import Notifier
-    from appliance.alarms.evaluator import Evaluator
-    from appliance.store import Store
-
     cfg = settings.alarms
     store = Store(settings, seed=False)
     notifier = Notifier(cfg.webhook_timeout, cfg.webhook_retries)
-    evaluator = Evaluator(store, notifier)
+    share = coordination.share(settings, "alarms")
+    evaluator = Evaluator(store, notifier, owned=share.mine)
     interval = cfg.evaluation_interval
     log.info("alarm evaluator: every %ss", interval)
     try:
@@ -48,19 +47,11 @@ def run(settings: Settings, stop: threading.Event) -> None:
                         report.transitions, report.errors, report.reads, report.seconds)
             stop.wait(interval - time.time() % interval)
     finally:
+        share.close()
         if not notifier.drain(SHUTDOWN_GRACE):
             log.warning("stopping with %d webhook notifications undelivered", notifier.pending())
         notifier.close()
         store.close()
-
-
-def programs(settings: Settings, common: list[str]) -> list:
-    """The evaluator's supervisord program (registered in ``supervise.EXTRA_PROGRAMS``)."""
-    from appliance.supervise import Program
-
-    if not settings.alarms.enabled:
-        return []
-    return [Program("alarm-evaluator", [sys.executable, "-m", "appliance", "alarms", *common], 40)]
 
 
 def main(settings: Settings) -> None:

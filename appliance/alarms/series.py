@@ -18,13 +18,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import rrdtool
-
 from appliance.index import Index
 from appliance.index.query import QueryError, compile_query
-from appliance.model import Metric, resource_id_for
-from appliance.storage.measures import DS_NAME, Measures
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.model import ArchivePolicy, Metric, resource_id_for
+from appliance.storage.measures import Measures
 from appliance.storage.rrdcached import RrdcachedError
 
 log = logging.getLogger(__name__)
@@ -126,20 +123,13 @@ class RoundReader:
             log.warning("alarm query %s is invalid: %s", rule["query"], exc)
             self._queries[key] = []
             return
-        # A subquery, not a join: the filter's column names are the resources' own.
-        rows = self.index.query(
-            "SELECT id FROM metrics WHERE name = ? AND resource_id IN (SELECT id FROM resources"
-            f" WHERE (? = 'generic' OR type = ?) AND ({where})) ORDER BY id",
-            [rule["metric"], rule["resource_type"], rule["resource_type"], *params],
-        )
-        self._queries[key] = [row[0] for row in rows]
+        self._queries[key] = self.index.metric_repo.ids_on_matching_resources(
+            rule["metric"], rule["resource_type"], where, params)
 
     def _flush(self, metrics: Iterable[Metric]) -> None:
         """One rrdcached BATCH of FLUSH commands: reads then see every acknowledged write."""
-        commands = [f"FLUSH {Measures.relpath(m.id)}" for m in metrics
-                    if self.measures.exists(m.id)]
         try:
-            self.measures.client.batch(commands)
+            self.measures.flush_many(m.id for m in metrics)
         except (OSError, RrdcachedError) as exc:
             log.warning("cannot flush rrdcached before evaluating (%s); reading the files", exc)
 
@@ -194,22 +184,18 @@ class RoundReader:
         """Rows of ``rrdtool xport`` over the rule's window, the DEF reaching ``history``
         seconds further back (PREDICT and TREND read data before the window)."""
         (metric_id,) = self._metric_ids(type_, rule)
-        path = self.measures.path(metric_id)
-        if not path.is_file():
-            return []
         g = rule["granularity"]
         start, stop = window(rule, self.now)
         start, stop = int(start // g) * g, int(stop // g) * g
-        cf = CF_FOR_AGGREGATION[rule["aggregation_method"]]
-        result = rrdtool.xport(
-            "--start", str(start), "--end", str(stop), "--step", str(g),
-            f"DEF:v={path}:{DS_NAME}:{cf}:step={g}:start={start - history}",
-            *cdefs, *(f"XPORT:{name}" for name in exports),
-        )
-        if result["meta"]["step"] != g:
+        result = self.measures.xport(metric_id, rule["aggregation_method"], start, stop, g,
+                                     history, cdefs, exports)
+        if result is None:
+            return []
+        step, rows = result
+        if step != g:
             raise RuleError(f"metric {metric_id} keeps no {rule['aggregation_method']} at {g}s")
         self.fetches += 1
-        return result["data"]
+        return rows
 
     def _moving_average(self, rule: dict[str, Any]) -> list[float]:
         rows = self._xport("rrd_moving_average_threshold", rule, rule["window"],

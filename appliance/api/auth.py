@@ -12,9 +12,9 @@ import binascii
 
 from flask import Flask, g, request
 
-from appliance.api import memo_of
 from appliance.api.errors import ApiError
-from appliance.tokens import Identity, Verifier, hash_token
+from appliance.tokens import Identity, hash_token
+from appliance.webcontext import memo_of, verifier_of
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 #: What this check guards; the status page keeps its own session login.
@@ -46,7 +46,7 @@ def identify(app: Flask, authorization: str) -> Identity | None:
     if token is None:
         return None
     memo = memo_of(app)  # opens the store (and the verifier over its index) in this process
-    verifier: Verifier = app.extensions["appliance.verifier"]
+    verifier = verifier_of(app)
     presented = hash_token(token)
     return memo.get(("token", presented), lambda: verifier.lookup(presented))
 

@@ -10,6 +10,8 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from appliance.storage.errors import RETRY_AFTER, StoreUnavailable, is_disk_full
+
 log = logging.getLogger(__name__)
 
 
@@ -53,5 +55,16 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
+        if isinstance(exc, StoreUnavailable):
+            log.warning("store unavailable: %s", exc)
+            response = _body(503, "Service Unavailable",
+                             f"The measures store is unavailable, retry shortly: {exc}")
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+            return response
+        if is_disk_full(exc):
+            log.error("disk full: %s", exc)
+            return _body(507, "Insufficient Storage",
+                         f"The appliance's data disk is full; nothing was written: {exc}")
         log.exception("unhandled error")
-        return _body(500, "Internal Server Error", "An unexpected error occurred; see the log.")
+        return _body(500, "Internal Server Error",
+                     f"An unexpected error occurred ({type(exc).__name__}); see the log.")

@@ -1,31 +1,19 @@
-"""Graphs of one metric rendered by rrdtool (SVG or PNG), for the API and the status page.
+"""The API's graphs of one metric (SVG or PNG): formats and bounds of the request, drawn by
+the store's one renderer (:mod:`appliance.storage.graphs`), as the status page's charts are.
 
-``render`` takes validated values only; the RRD path comes from the metric's UUID and every
-user-visible text is escaped for rrdtool's own syntax. Cumulative meters are drawn as the
-per-second rates RRD keeps for them (DERIVE), labelled ``unit/s``.
+``render`` takes validated values only.
 """
 
 from __future__ import annotations
 
-import rrdtool
-
-from appliance.model import Kind, Metric
-from appliance.storage.policy import CF_FOR_AGGREGATION
+from appliance.model import Metric
+from appliance.storage import graphs
 from appliance.store import Store
 
 FORMATS = {"svg": ("SVG", "image/svg+xml"), "png": ("PNG", "image/png")}
 WIDTH = (100, 3000)
 HEIGHT = (50, 2000)
-
-
-def _text(value: str) -> str:
-    """rrdtool reads ``:`` as a separator and ``%``/``\\`` as format characters."""
-    return value.replace("\\", "\\\\").replace(":", "\\:").replace("%", "%%")
-
-
-def unit_label(metric: Metric) -> str:
-    unit = metric.unit or ""
-    return f"{unit}/s" if metric.kind is Kind.CUMULATIVE else unit
+LINE = "#0072B2"
 
 
 def render(
@@ -37,30 +25,10 @@ def render(
     width: int,
     height: int,
     aggregation: str,
-) -> bytes:
-    """The graph as image bytes; ``fmt`` is ``svg`` or ``png``."""
-    imgformat = FORMATS[fmt][0]
-    path = store.measures.path(metric.id)
-    title = metric.name or metric.id
-    args = [
-        "-", "--imgformat", imgformat,
-        "--start", str(int(start)), "--end", str(int(stop)),
-        "--width", str(width), "--height", str(height),
-        "--title", title.replace("\\", "\\\\"),
-        "--vertical-label", unit_label(metric),
-        "--slope-mode",
-    ]
-    if path.is_file():
-        store.measures.flush(metric.id)
-        cf = CF_FOR_AGGREGATION[aggregation]
-        label = _text(f"{title} ({aggregation})")
-        args += [
-            f"DEF:v={path}:v:{cf}",
-            f"LINE1:v#0072B2:{label}",
-            "GPRINT:v:LAST:last %8.2lf%s",
-            "GPRINT:v:MAX:max %8.2lf%s\\n",
-        ]
-    else:
-        # No measure yet: an empty, labelled frame rather than an error.
-        args += ["HRULE:0#00000000", "COMMENT:no measures yet\\n"]
-    return rrdtool.graphv(*args)["image"]
+) -> graphs.Graph:
+    """The graph (image bytes, range, newest value); ``fmt`` is ``svg`` or ``png``."""
+    look = graphs.Look(FORMATS[fmt][0], width, height, ("--slope-mode",),
+                       metric.name or metric.id, LINE)
+    policy = store.index.policy(metric.archive_policy_name)
+    return graphs.draw(store.measures, metric, policy, aggregation, int(start), int(stop),
+                       look)

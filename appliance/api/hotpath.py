@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable
 from flask import Flask
 from werkzeug.wrappers import Request
 
-from appliance.api import auth, jsonio, store_of
+from appliance.api import auth, jsonio
 from appliance.api.v1 import metrics
+from appliance.webcontext import store_of
 
 _MEASURES = re.compile(r"/v1/metric/([^/]+)/measures")  # the id is checked as the route checks it
 _JSON = "application/json"

@@ -12,14 +12,31 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flask import Response
+from pydantic import BaseModel, Field
 
-from appliance.api import get_store, jsonio
+from appliance.api import jsonio
 from appliance.api.errors import bad_param
 from appliance.api.params import MAX_TIMESTAMP, parse_timestamp
 from appliance.model import Metric
+from appliance.webcontext import get_store
 
 #: At most this many rejected measures are listed one by one (all are counted).
 MAX_REJECTED_LISTED = 1000
+
+
+class Rejected(BaseModel):
+    metric_id: str
+    timestamp: str
+    reason: str
+
+
+class WriteReport(BaseModel):
+    """Gnocchi answers 202 without a body; the appliance lists what RRD refused
+    (timestamps not newer than the metric's last one)."""
+
+    accepted: int
+    rejected_count: int
+    rejected: list[Rejected] = Field(max_length=MAX_REJECTED_LISTED)
 
 
 class TimestampParser:

@@ -1,14 +1,20 @@
-"""The OpenAPI 3 document of the v1 API, served at ``/v1/openapi.json``.
+"""The OpenAPI 3.1 document of the API (v1 and ``/metrics``), served at ``/v1/openapi.json``.
 
-Written by hand next to the views it describes and fuzzed against the running code by
-schemathesis in the tests (tests/test_openapi.py), so a drift between the two fails CI.
+Nothing here restates a constraint. Each view carries its own path entry (``@operation``,
+next to its route), request and response bodies are pydantic models, and the components are
+those models' JSON schema (OpenAPI 3.1 speaks JSON Schema 2020-12, which pydantic writes).
+The document walks the app's URL map, so a route without an entry is visible at once
+(tests/test_openapi.py), and schemathesis fuzzes the running code against the result.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, Flask, Response, current_app
+from pydantic import BaseModel, TypeAdapter
 
 from appliance import __version__
 from appliance.api import jsonio
@@ -16,399 +22,165 @@ from appliance.api import jsonio
 bp = Blueprint("openapi", __name__)
 
 JSON = "application/json"
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
-
-
+REF = "#/components/schemas/{model}"
+UUID = {"type": "string", "format": "uuid"}
 STRING = {"type": "string"}
+
+
+class Error(BaseModel):
+    """Every failure: the title of the status, a description naming the parameter, the code."""
+
+    title: str
+    description: str
+    code: int
+
+
+class Named:
+    """A schema that is not a model class (a union, a list): shown under ``name``."""
+
+    def __init__(self, name: str, annotation: Any):
+        self.name, self.annotation = name, annotation
+
+
+#: Answers any operation may give (the description of a 400 names the parameter or field).
 ERRORS = {
-    str(code): {"description": text, "content": {JSON: {"schema": ref("Error")}}}
-    for code, text in [
-        (400, "Invalid parameter or body (the description names it)"),
-        (401, "No valid token"),
-        (403, "The token's role may not do this"),
-        (404, "No such thing"),
-        (409, "Already exists"),
-        (413, "Body larger than api.max_body_bytes"),
-        (415, "Body is not JSON"),
-    ]
+    400: "Invalid parameter or body (the description names it)",
+    401: "No valid token",
+    403: "The token's role may not do this",
+    404: "No such thing",
+    409: "Already exists",
+    413: "Body larger than api.max_body_bytes",
+    415: "Body is not JSON",
+    503: "The measures store is unavailable (Retry-After says when to retry)",
+    507: "The data disk is full; nothing was written",
 }
 
 
-def ok(schema: dict[str, Any] | None, code: int = 200, what: str = "OK") -> dict[str, Any]:
-    out: dict[str, Any] = {"description": what}
-    if schema is not None:
-        out["content"] = {JSON: {"schema": schema}}
-    return {str(code): out, **ERRORS}
-
-
-def body(schema: dict[str, Any], required: bool = True) -> dict[str, Any]:
-    return {"required": required, "content": {JSON: {"schema": schema}}}
-
-
 def query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """A query parameter of an operation."""
     return {"name": name, "in": "query", "required": False, "schema": schema,
             "description": description}
 
 
-def path(name: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": schema or STRING}
+def operation(ok: Any = None, *, status: int = 200, summary: str = "", body: Any = None,
+              body_required: bool = True, params: tuple[dict[str, Any], ...] = (),
+              path: dict[str, dict[str, Any]] | None = None,
+              content: dict[str, Any] | None = None, body_type: str = JSON) -> Callable:
+    """The path entry of the view it decorates (put it under the route decorator).
+
+    ``ok`` is the schema of a success (a model class, :class:`Named`, or a JSON schema that
+    may hold either), answered with ``status``; ``body`` that of the request body; ``params``
+    its query parameters; ``path`` the schema of path parameters that are not plain strings.
+    ``content`` replaces the JSON success body (an image, say); ``body_type`` is the request
+    body's media type when it is not JSON (a receiver's protobuf or line protocol).
+    """
+
+    def mark(view: Callable) -> Callable:
+        view.openapi = {  # type: ignore[attr-defined]
+            "ok": ok, "status": status, "summary": summary or _first_line(view.__doc__),
+            "body": body, "body_required": body_required, "params": list(params),
+            "path": path or {}, "content": content, "body_type": body_type,
+        }
+        return view
+
+    return mark
 
 
-UUID_PATH = {"type": "string", "format": "uuid"}
-TIMESTAMP = {"type": "string", "description": "ISO 8601, epoch seconds or -N unit (relative)"}
-PAGING = [
-    query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-    query("marker", {"type": "string", "format": "uuid"}, "Last id of the previous page"),
-]
-RESOURCE_LISTING = [
-    *PAGING,
-    query("sort", STRING, "KEY[:asc|desc], comma separated"),
-    query("details", {"type": "boolean"}),
-]
-TIME_RANGE = [query("start", TIMESTAMP), query("stop", TIMESTAMP)]
-MEASURES_QUERY = [
-    *TIME_RANGE,
-    query("granularity", STRING, "Seconds or a duration (60, 1m); must be in the policy"),
-    query("aggregation", {"type": "string", "enum": ["mean", "min", "max", "last"]}),
-    query("refresh", {"type": "boolean"}),
-]
-MEASURE_LIST = {
-    "type": "array",
-    "maxItems": 1000,
-    "items": {
-        "type": "object",
-        "required": ["timestamp", "value"],
-        "properties": {
-            "timestamp": {"oneOf": [STRING, {"type": "number"}]},
-            "value": {"type": "number"},
-        },
-    },
-}
-
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["title", "description", "code"],
-        "properties": {"title": STRING, "description": STRING, "code": {"type": "integer"}},
-    },
-    "ArchivePolicy": {
-        "type": "object",
-        "required": ["name", "back_window", "aggregation_methods", "definition"],
-        "properties": {
-            "name": STRING,
-            "back_window": {"type": "integer"},
-            "aggregation_methods": {"type": "array", "items": STRING},
-            "definition": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["granularity", "points", "timespan"],
-                    "properties": {"granularity": STRING, "points": {"type": "integer"},
-                                   "timespan": STRING},
-                },
-            },
-        },
-    },
-    "ArchivePolicyCreate": {
-        "type": "object",
-        "required": ["name", "definition"],
-        "properties": {
-            "name": STRING,
-            "back_window": {"type": "integer", "minimum": 0},
-            "aggregation_methods": {"type": "array", "items": STRING},
-            "definition": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["granularity"],
-                    "properties": {
-                        "granularity": {"oneOf": [STRING, {"type": "integer"}]},
-                        "points": {"type": "integer"},
-                        "timespan": {"oneOf": [STRING, {"type": "integer"}]},
-                    },
-                },
-            },
-        },
-    },
-    "ArchivePolicyRule": {
-        "type": "object",
-        "required": ["name", "metric_pattern", "archive_policy_name"],
-        "properties": {"name": STRING, "metric_pattern": STRING, "archive_policy_name": STRING},
-    },
-    "ResourceType": {
-        "type": "object",
-        "required": ["name", "attributes", "state"],
-        "properties": {"name": STRING, "attributes": {"type": "object"}, "state": STRING},
-    },
-    "Resource": {
-        "type": "object",
-        "required": ["id", "type", "original_resource_id", "started_at", "ended_at",
-                     "revision_start", "revision_end", "creator", "metrics"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "type": STRING,
-            "original_resource_id": STRING,
-            "started_at": STRING,
-            "ended_at": nullable(STRING),
-            "revision_start": STRING,
-            "revision_end": nullable(STRING),
-            "creator": STRING,
-            "user_id": nullable(STRING),
-            "project_id": nullable(STRING),
-            "metrics": {"type": "object", "additionalProperties": STRING},
-        },
-        "additionalProperties": True,
-    },
-    "ResourceCreate": {
-        "type": "object",
-        "required": ["id"],
-        "properties": {
-            "id": STRING,
-            "user_id": STRING,
-            "project_id": STRING,
-            "started_at": STRING,
-            "ended_at": STRING,
-            "metrics": {"type": "object", "additionalProperties": ref("MetricCreate")},
-        },
-        "additionalProperties": True,
-    },
-    "Metric": {
-        "type": "object",
-        "required": ["id", "name", "unit", "resource_id", "creator", "archive_policy",
-                     "archive_policy_name", "kind"],
-        "properties": {
-            "id": {"type": "string", "format": "uuid"},
-            "name": nullable(STRING),
-            "unit": nullable(STRING),
-            "resource_id": nullable(STRING),
-            "creator": STRING,
-            "archive_policy": ref("ArchivePolicy"),
-            "archive_policy_name": STRING,
-            "kind": {"type": "string", "enum": ["gauge", "cumulative"]},
-            "resource": ref("Resource"),
-        },
-    },
-    "MetricCreate": {
-        "type": "object",
-        "properties": {
-            "name": STRING,
-            "unit": STRING,
-            "archive_policy_name": STRING,
-            "resource_id": STRING,
-        },
-        "additionalProperties": False,
-    },
-    "Measures": {
-        "type": "array",
-        "description": "[timestamp, granularity, value] triples",
-        "items": {"type": "array", "minItems": 3, "maxItems": 3},
-    },
-    "MeasureList": MEASURE_LIST,
-    "WriteReport": {
-        "type": "object",
-        "description": "Gnocchi answers 202 without a body; the appliance lists what RRD "
-                       "refused (timestamps not newer than the metric's last one).",
-        "required": ["accepted", "rejected_count", "rejected"],
-        "properties": {
-            "accepted": {"type": "integer"},
-            "rejected_count": {"type": "integer"},
-            "rejected": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["metric_id", "timestamp", "reason"],
-                    "properties": {"metric_id": STRING, "timestamp": STRING, "reason": STRING},
-                },
-            },
-        },
-    },
-    "Query": {
-        "type": "object",
-        "description": "Gnocchi's search: {op: {field: value}}, {and|or: [...]}, {not: q}",
-        "maxProperties": 1,
-    },
-    "Aggregates": {
-        "type": "object",
-        "required": ["operations"],
-        "properties": {
-            "operations": {"oneOf": [STRING, {"type": "array"}]},
-            "search": {"oneOf": [STRING, ref("Query")]},
-            "resource_type": STRING,
-        },
-        "additionalProperties": False,
-    },
-}
-
-TYPE = path("type")
-RID = path("resource_id")
-MID = path("metric_id", UUID_PATH)
-NAME = path("name")
-
-PATHS: dict[str, Any] = {
-    "/v1/status": {"get": {"responses": ok({"type": "object"})}},
-    "/v1/capabilities": {"get": {"responses": ok({"type": "object"})}},
-    "/v1/archive_policy": {
-        "get": {"responses": ok({"type": "array", "items": ref("ArchivePolicy")})},
-        "post": {"requestBody": body(ref("ArchivePolicyCreate")),
-                 "responses": ok(ref("ArchivePolicy"), 201)},
-    },
-    "/v1/archive_policy/{name}": {
-        "parameters": [NAME],
-        "get": {"responses": ok(ref("ArchivePolicy"))},
-        "patch": {"requestBody": body({"type": "object", "properties": {
-            "definition": SCHEMAS["ArchivePolicyCreate"]["properties"]["definition"]}}),
-            "responses": ok(ref("ArchivePolicy"))},
-        "delete": {"responses": ok(None, 204, "Deleted")},
-    },
-    "/v1/archive_policy_rule": {
-        "get": {"responses": ok({"type": "array", "items": ref("ArchivePolicyRule")})},
-        "post": {"requestBody": body(ref("ArchivePolicyRule")),
-                 "responses": ok(ref("ArchivePolicyRule"), 201)},
-    },
-    "/v1/archive_policy_rule/{name}": {
-        "parameters": [NAME],
-        "get": {"responses": ok(ref("ArchivePolicyRule"))},
-        "delete": {"responses": ok(None, 204, "Deleted")},
-    },
-    "/v1/resource_type": {
-        "get": {"responses": ok({"type": "array", "items": ref("ResourceType")})},
-    },
-    "/v1/resource_type/{name}": {
-        "parameters": [NAME],
-        "get": {"responses": ok(ref("ResourceType"))},
-    },
-    "/v1/resource/{type}": {
-        "parameters": [TYPE],
-        "get": {"parameters": RESOURCE_LISTING,
-                "responses": ok({"type": "array", "items": ref("Resource")})},
-        "post": {"requestBody": body(ref("ResourceCreate")),
-                 "responses": ok(ref("Resource"), 201)},
-    },
-    "/v1/resource/{type}/{resource_id}": {
-        "parameters": [TYPE, RID],
-        "get": {"responses": ok(ref("Resource"))},
-        "patch": {"requestBody": body({"type": "object"}), "responses": ok(ref("Resource"))},
-        "delete": {"responses": ok(None, 204, "Deleted with its metrics")},
-    },
-    "/v1/resource/{type}/{resource_id}/history": {
-        "parameters": [TYPE, RID],
-        "get": {"parameters": [query("limit", {"type": "integer", "minimum": 1,
-                                               "maximum": 1000}),
-                               query("marker", {"type": "integer", "minimum": 0})],
-                "responses": ok({"type": "array", "items": ref("Resource")})},
-    },
-    "/v1/resource/{type}/{resource_id}/metric": {
-        "parameters": [TYPE, RID],
-        "get": {"responses": ok({"type": "array", "items": ref("Metric")})},
-        "post": {"requestBody": body({"type": "object",
-                                      "additionalProperties": ref("MetricCreate")}),
-                 "responses": ok({"type": "array", "items": ref("Metric")})},
-    },
-    "/v1/resource/{type}/{resource_id}/metric/{name}": {
-        "parameters": [TYPE, RID, NAME],
-        "get": {"responses": ok(ref("Metric"))},
-        "delete": {"responses": ok(None, 204, "Deleted")},
-    },
-    "/v1/resource/{type}/{resource_id}/metric/{name}/measures": {
-        "parameters": [TYPE, RID, NAME],
-        "get": {"parameters": MEASURES_QUERY, "responses": ok(ref("Measures"))},
-        "post": {"requestBody": body(ref("MeasureList")),
-                 "responses": ok(ref("WriteReport"), 202)},
-    },
-    "/v1/metric": {
-        "get": {"parameters": [*PAGING, query("name", STRING),
-                               query("resource_id", {"type": "string", "format": "uuid"})],
-                "responses": ok({"type": "array", "items": ref("Metric")})},
-        "post": {"requestBody": body(ref("MetricCreate")), "responses": ok(ref("Metric"), 201)},
-    },
-    "/v1/metric/{metric_id}": {
-        "parameters": [MID],
-        "get": {"responses": ok(ref("Metric"))},
-        "delete": {"responses": ok(None, 204, "Deleted")},
-    },
-    "/v1/metric/{metric_id}/measures": {
-        "parameters": [MID],
-        "get": {"parameters": MEASURES_QUERY, "responses": ok(ref("Measures"))},
-        "post": {"requestBody": body(ref("MeasureList")),
-                 "responses": ok(ref("WriteReport"), 202)},
-    },
-    "/v1/metric/{metric_id}/graph.{fmt}": {
-        "parameters": [MID, path("fmt", {"type": "string", "enum": ["svg", "png"]})],
-        "get": {
-            "parameters": [
-                *TIME_RANGE,
-                query("width", {"type": "integer", "minimum": 100, "maximum": 3000}),
-                query("height", {"type": "integer", "minimum": 50, "maximum": 2000}),
-                query("aggregation", {"type": "string", "enum": ["mean", "min", "max", "last"]}),
-            ],
-            "responses": {
-                "200": {"description": "The graph",
-                        "content": {"image/svg+xml": {"schema": STRING},
-                                    "image/png": {"schema": STRING}}},
-                **ERRORS,
-            },
-        },
-    },
-    "/v1/batch/metrics/measures": {
-        "post": {"requestBody": body({"type": "object", "maxProperties": 50,
-                                      "additionalProperties": MEASURE_LIST}),
-                 "responses": ok(ref("WriteReport"), 202)},
-    },
-    "/v1/batch/resources/metrics/measures": {
-        "post": {
-            "parameters": [query("create_metrics", {"type": "boolean"})],
-            "requestBody": body({"type": "object", "maxProperties": 20,
-                                 "additionalProperties": {"type": "object",
-                                                          "additionalProperties": MEASURE_LIST}}),
-            "responses": ok(ref("WriteReport"), 202),
-        },
-    },
-    "/v1/search/resource/{type}": {
-        "parameters": [TYPE],
-        "post": {"parameters": [*RESOURCE_LISTING, query("filter", STRING)],
-                 "requestBody": body(ref("Query"), required=False),
-                 "responses": ok({"type": "array", "items": ref("Resource")})},
-    },
-    "/v1/aggregates": {
-        "post": {
-            "parameters": [
-                *TIME_RANGE,
-                query("granularity", STRING),
-                query("needed_overlap", {"type": "number", "minimum": 0, "maximum": 100}),
-                query("fill", STRING, "A number, null or dropna"),
-                query("groupby", STRING),
-                query("details", {"type": "boolean"}),
-            ],
-            "requestBody": body(ref("Aggregates")),
-            "responses": ok({"oneOf": [{"type": "object"}, {"type": "array"}]}),
-        },
-    },
-}
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n")[0].rstrip(".")
 
 
-def document() -> dict[str, Any]:
-    """The document; a v1 blueprint module may add ``OPENAPI_PATHS`` and ``OPENAPI_SCHEMAS``."""
-    import importlib
+_ARGUMENT = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
-    from appliance.api import V1_BLUEPRINTS
 
-    paths, schemas = dict(PATHS), dict(SCHEMAS)
-    for name in V1_BLUEPRINTS:
-        module = importlib.import_module(name)
-        paths.update(getattr(module, "OPENAPI_PATHS", {}))
-        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
+def _public(name: str) -> str:
+    """A view argument's name as the document shows it (``type_`` -> ``type``)."""
+    return name.rstrip("_")
+
+
+class _Components:
+    """Schemas of the models an operation refers to, each turned into a ``$ref`` once."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+
+    def ref(self, item: Any) -> Any:
+        """``item`` with every model class (or :class:`Named`) in it replaced by a reference."""
+        if isinstance(item, dict):
+            return {k: self.ref(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [self.ref(v) for v in item]
+        if isinstance(item, Named):
+            return self._add(item.name, item.annotation)
+        if isinstance(item, type) and issubclass(item, BaseModel):
+            return self._add(item.__name__, item)
+        return item
+
+    def _add(self, name: str, annotation: Any) -> dict[str, str]:
+        if name not in self.schemas:
+            schema = TypeAdapter(annotation).json_schema(ref_template=REF)
+            for sub, definition in schema.pop("$defs", {}).items():
+                self._put(sub, definition)
+            self._put(name, schema)
+        return {"$ref": REF.format(model=name)}
+
+    def _put(self, name: str, schema: dict[str, Any]) -> None:
+        if self.schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two different schemas are named {name}")
+
+
+def _responses(spec: dict[str, Any], components: _Components) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": "OK"}
+    if spec["content"] is not None:
+        success["content"] = spec["content"]
+    elif spec["ok"] is not None:
+        success["content"] = {JSON: {"schema": components.ref(spec["ok"])}}
+    error = {JSON: {"schema": components.ref(Error)}}
+    out = {str(spec["status"]): success}
+    for code, text in ERRORS.items():
+        out.setdefault(str(code), {"description": text, "content": error})
+    return out
+
+
+def _operation(spec: dict[str, Any], arguments: list[str],
+               components: _Components) -> dict[str, Any]:
+    params = [{"name": _public(a), "in": "path", "required": True,
+               "schema": spec["path"].get(a, STRING)} for a in arguments]
+    out: dict[str, Any] = {"responses": _responses(spec, components)}
+    if spec["summary"]:
+        out["summary"] = spec["summary"]
+    if params or spec["params"]:
+        out["parameters"] = [*params, *spec["params"]]
+    if spec["body"] is not None:
+        out["requestBody"] = {"required": spec["body_required"],
+                              "content": {spec["body_type"]: {
+                                  "schema": components.ref(spec["body"])}}}
+    return out
+
+
+def paths(app: Flask) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The path entries of every documented view of ``app``, and the components they use."""
+    components = _Components()
+    out: dict[str, Any] = {}
+    for rule in app.url_map.iter_rules():
+        spec = getattr(app.view_functions[rule.endpoint], "openapi", None)
+        if spec is None:
+            continue
+        arguments = _ARGUMENT.findall(rule.rule)
+        template = _ARGUMENT.sub(lambda m: "{" + _public(m.group(1)) + "}", rule.rule)
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            out.setdefault(template, {})[method.lower()] = _operation(spec, arguments,
+                                                                      components)
+    return out, components.schemas
+
+
+def document(app: Flask) -> dict[str, Any]:
+    documented, schemas = paths(app)
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Telemetry appliance API (Gnocchi v1 subset)", "version": __version__},
         "components": {
-            "schemas": schemas,
+            "schemas": dict(sorted(schemas.items())),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {"type": "http", "scheme": "basic",
@@ -416,10 +188,14 @@ def document() -> dict[str, Any]:
             },
         },
         "security": [{"bearer": []}, {"basic": []}],
-        "paths": paths,
+        "paths": documented,
     }
 
 
 @bp.get("/openapi.json")
 def openapi():
-    return jsonio.response(document())
+    """This document (no token needed); built once per app, whose routes are fixed."""
+    extensions = current_app.extensions
+    if "appliance.openapi" not in extensions:
+        extensions["appliance.openapi"] = jsonio.encode(document(current_app))
+    return Response(extensions["appliance.openapi"], mimetype=JSON)

@@ -9,9 +9,12 @@ import uuid
 from typing import Any
 
 from flask import request
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from werkzeug.datastructures import MultiDict
 
+from appliance.api import jsonio
 from appliance.api.errors import ApiError, bad_param
+from appliance.validation import describe
 
 AGGREGATIONS = ("mean", "min", "max", "last")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|second|seconds|m|min|minute|minutes|"
@@ -66,8 +69,16 @@ def _timestamp(name: str, value: str) -> float:
 
 def parse_duration(name: str, value: Any) -> float:
     """Seconds from a number or ``"5 minutes"``/``"1h"``; Gnocchi also prints ``H:MM:SS``."""
+    try:
+        return duration_seconds(value)
+    except ValueError as exc:
+        raise bad_param(name, str(exc)) from None
+
+
+def duration_seconds(value: Any) -> float:
+    """:func:`parse_duration` without a parameter name: ValueError says what is wrong."""
     if isinstance(value, bool):
-        raise bad_param(name, "not a duration")
+        raise ValueError("not a duration")
     if isinstance(value, int | float):
         seconds = float(value)
     else:
@@ -78,10 +89,10 @@ def parse_duration(name: str, value: Any) -> float:
         else:
             match = _DURATION.match(text)
             if not match:
-                raise bad_param(name, f"{value!r} is not a duration")
+                raise ValueError(f"{value!r} is not a duration")
             seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
     if not math.isfinite(seconds) or seconds <= 0:
-        raise bad_param(name, "must be a positive duration")
+        raise ValueError("must be a positive duration")
     return seconds
 
 
@@ -122,14 +133,22 @@ def arg(name: str, args: MultiDict[str, str] | None = None) -> str | None:
     return values[0] if values else None
 
 
-def json_body() -> Any:
-    """The request's JSON body, or a 400/415 that says what is wrong with it."""
-    if not request.is_json:
-        raise ApiError(415, "The request body must be JSON (Content-Type: application/json)")
-    data = request.get_json(silent=True)
-    if data is None and request.get_data():
-        raise ApiError(400, "The request body is not valid JSON")
-    return data
+_NO_BODY = object()
+
+
+def body_as(model: Any, data: Any = _NO_BODY, where: str = "") -> Any:
+    """The request's JSON body (or ``data``) checked and converted by ``model``, a pydantic
+    model class or TypeAdapter; a 400 naming the field's path (under ``where``) otherwise."""
+    if data is _NO_BODY:
+        data = jsonio.body()
+    try:
+        if isinstance(model, TypeAdapter):
+            return model.validate_python(data)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(data)
+        raise TypeError(f"{model!r} is not a model class or TypeAdapter")
+    except ValidationError as exc:
+        raise ApiError(400, describe(exc, where)) from None
 
 
 def bool_arg(name: str, default: bool = False, args: MultiDict[str, str] | None = None) -> bool:

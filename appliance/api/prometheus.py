@@ -1,13 +1,12 @@
 """``/metrics``: Prometheus text exposition of every metric's latest value and of our health.
 
-Meters keep their Ceilometer names, mapped to valid Prometheus names (``disk.device.read.bytes``
--> ``disk_device_read_bytes``); cumulative meters are counters (``_total``, the raw counter
-value RRD keeps as the last update). Labels are the resource's id and type, the metric id and
-the resource's attributes. The appliance's own health is under ``appliance_``: per source and
-target poll duration, errors and last success, the write counters, rrdcached's queue.
+Names and labels come from :mod:`appliance.promnames` (shared with the remote-write
+publisher); a counter's value is the raw counter RRD keeps as the last update. The
+appliance's own health is under ``appliance_``: per source and target poll duration,
+errors and last success, the write counters, rrdcached's queue.
 
-Latest values come from ``rrdtool.lastupdate`` after one batched rrdcached flush, so thousands
-of metrics cost milliseconds, not a fetch each.
+Latest values come from the store's :meth:`~appliance.storage.measures.Measures.last_values`
+(one batched flush, then each file's header), so thousands of metrics cost milliseconds.
 """
 
 from __future__ import annotations
@@ -16,29 +15,22 @@ import json
 import re
 from collections.abc import Iterator
 
-import rrdtool
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from appliance.api import get_store
+from appliance import scaleout
+from appliance.api.openapi import operation
 from appliance.model import Kind
+from appliance.promnames import FIXED_LABELS, attribute_labels, prometheus_name
 from appliance.storage.rrdcached import RrdcachedError
 from appliance.store import Store
+from appliance.webcontext import get_store
 
 bp = Blueprint("prometheus", __name__)
 
-FIXED_LABELS = ("resource_id", "resource_type", "metric_id")
 #: rrdcached STATS fields that are levels (the rest only grow).
 RRDCACHED_GAUGES = {"QueueLength", "TreeNodesNumber", "TreeDepth"}
-
-
-def prometheus_name(name: str) -> str:
-    """A valid metric or label name: ``[a-zA-Z_][a-zA-Z0-9_]*``, never ``__``-prefixed."""
-    clean = re.sub(r"[^a-zA-Z0-9_]", "_", name)
-    if not clean or clean[0].isdigit():
-        clean = "_" + clean
-    return "x" + clean if clean.startswith("__") else clean
 
 
 def _snake(name: str) -> str:
@@ -56,26 +48,17 @@ class ApplianceCollector:
         yield from self._sources()
         yield from self._counters()
         yield from self._rrdcached()
+        yield from scaleout.metric_families(self.store.settings)
 
     def _meters(self) -> Iterator[Metric]:
         store = self.store
-        rows = store.index.query(
-            "SELECT m.id, m.name, m.unit, m.kind, m.resource_id, r.type, r.attributes"
-            " FROM metrics m LEFT JOIN resources r ON r.id = m.resource_id"
-            " WHERE m.name IS NOT NULL ORDER BY m.name, m.id"
-        )
-        rels = [(row, store.measures.relpath(row["id"])) for row in rows]
-        # A FLUSH of a file not created yet (no measure so far) fails alone in the batch.
-        store.client.batch([f"FLUSH {rel}" for _, rel in rels])
-        rrd_dir = str(store.measures.rrd_dir)
+        rows = store.index.metric_repo.named_with_resources()
+        values = store.measures.last_values([row["id"] for row in rows])
         families: dict[str, tuple[str, list]] = {}
-        for row, rel in rels:
-            try:
-                value = rrdtool.lastupdate(f"{rrd_dir}/{rel}")["ds"].get("v")
-            except rrdtool.OperationalError:
-                continue  # no measure yet
+        for row in rows:
+            value = values.get(row["id"])
             if value is None:
-                continue
+                continue  # no measure yet
             counter = row["kind"] == Kind.CUMULATIVE.value
             name = prometheus_name(row["name"])
             kind, samples = families.setdefault(name, ("counter" if counter else "gauge", []))
@@ -88,12 +71,10 @@ class ApplianceCollector:
     @staticmethod
     def _family(name: str, kind: str, samples: list) -> Metric:
         attrs = [json.loads(row["attributes"] or "{}") for row, _ in samples]
-        label_of = {}
+        label_of: dict[str, str] = {}
         for a in attrs:
-            for key in a:
-                label = prometheus_name(key)
-                if label not in FIXED_LABELS:
-                    label_of.setdefault(key, label)
+            for key, label in attribute_labels(a).items():
+                label_of.setdefault(key, label)
         labels = list(FIXED_LABELS) + sorted(set(label_of.values()))
         unit = samples[0][0]["unit"] or "unitless"
         doc = f"{samples[0][0]['name']} ({unit})"
@@ -144,7 +125,7 @@ class ApplianceCollector:
 
     def _rrdcached(self) -> Iterator[Metric]:
         try:
-            stats = self.store.client.stats()
+            stats = self.store.rrdcached_stats()
         except (OSError, RrdcachedError):
             stats = None
         yield GaugeMetricFamily("appliance_rrdcached_up", "1 if rrdcached answered",
@@ -165,5 +146,7 @@ def exposition(store: Store) -> bytes:
 
 
 @bp.get("/metrics")
+@operation(content={"text/plain": {"schema": {"type": "string"}}})
 def metrics():
+    """Prometheus text exposition: every metric's latest value and the appliance's health."""
     return Response(exposition(get_store()), mimetype=CONTENT_TYPE_LATEST)

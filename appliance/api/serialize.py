@@ -1,14 +1,66 @@
-"""Index rows -> Gnocchi's JSON shapes (resources, metrics, archive policies)."""
+"""Index rows -> Gnocchi's JSON shapes (resources, metrics, archive policies).
+
+The ``Shown*`` models state those shapes for the OpenAPI document (and its fuzzer, which
+checks every answer against them); the dicts are built by hand, on the read path.
+"""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
 
 from appliance.api.params import iso
-from appliance.model import Metric
-from appliance.storage.policy import ArchivePolicy
+from appliance.model import ArchivePolicy, Metric
+
+Kind = Literal["gauge", "cumulative"]
+
+
+class ShownItem(BaseModel):
+    granularity: str
+    points: int
+    timespan: str
+
+
+class ShownArchivePolicy(BaseModel):
+    """An archive policy as Gnocchi shows it (durations as ``H:MM:SS``)."""
+
+    name: str
+    back_window: int
+    aggregation_methods: list[str]
+    definition: list[ShownItem]
+
+
+class ShownResource(BaseModel):
+    """A resource: fixed fields, ``metrics`` (name -> id), then its type's attributes."""
+
+    model_config = ConfigDict(extra="allow")
+    id: UUID
+    type: str
+    original_resource_id: str
+    started_at: str
+    ended_at: str | None
+    revision_start: str
+    revision_end: str | None
+    creator: str | None
+    user_id: str | None = None
+    project_id: str | None = None
+    metrics: dict[str, str]
+
+
+class ShownMetric(BaseModel):
+    id: UUID
+    name: str | None
+    unit: str | None
+    resource_id: str | None
+    creator: str | None
+    archive_policy: ShownArchivePolicy
+    archive_policy_name: str
+    kind: Kind
+    resource: ShownResource | None = None
 
 
 def resource(row: sqlite3.Row, metrics: dict[str, str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import math
 import re
 from typing import Any
 
-from appliance.index import RESOURCE_COLUMNS
+from appliance.index.resources import RESOURCE_COLUMNS
 
 #: Operator spellings -> SQL comparison.
 COMPARISONS = {

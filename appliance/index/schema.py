@@ -6,7 +6,7 @@ one transaction each. Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
-import sqlite3
+import sqlite_utils
 
 MIGRATIONS: list[str] = [
     # 1: resources, their attribute history, metrics, policies, tokens, source health.
@@ -117,8 +117,36 @@ MIGRATIONS: list[str] = [
     );
     INSERT INTO cache_epoch VALUES (1, 0);
     """,
-    # 4: metrics whose RRD file awaits its archive policy's new layout (a policy changed in
-    # use); a row goes once its file is rebuilt, so an interrupted rebuild resumes.
+    # 4 (events): things that happened to a resource at an instant (SNMP traps), with their
+    # details as JSON traits, as Aodh's event alarms see them; kept apart from attribute
+    # history, which records state.
+    """
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        timestamp REAL NOT NULL,
+        event_type TEXT NOT NULL,
+        resource_id TEXT,
+        source TEXT NOT NULL,
+        traits TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX events_time ON events(timestamp);
+    CREATE INDEX events_resource ON events(resource_id, timestamp);
+    """,
+    # 5 (snmp targets): SNMP targets added at run time (discovery, the API) beside the
+    # configured ones; ``definition`` is the target's config mapping, secrets included (as
+    # in the config file), and is never returned by the API.
+    """
+    CREATE TABLE snmp_targets (
+        name TEXT PRIMARY KEY,
+        definition TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        detail TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    """,
+    # 6 (retention): metrics whose RRD file awaits its archive policy's new layout (a policy
+    # changed in use); a row goes once its file is rebuilt, so an interrupted rebuild resumes.
     """
     CREATE TABLE policy_rebuilds (
         metric_id TEXT PRIMARY KEY,
@@ -129,35 +157,38 @@ MIGRATIONS: list[str] = [
 ]
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-    return int(row[0]) if row else 0
+class SchemaTooNew(RuntimeError):
+    """The index was written by a newer appliance: this one must not touch it."""
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+def current_version(db: sqlite_utils.Database) -> int:
+    meta = db.table("meta")
+    meta.create({"key": str, "value": str}, pk="key", not_null={"value"}, if_not_exists=True)
+    rows = list(meta.rows_where("key = ?", ["schema_version"]))
+    return int(rows[0]["value"]) if rows else 0
+
+
+def migrate(db: sqlite_utils.Database) -> int:
     """Run the migrations this file has not seen yet; return the resulting version.
 
     ``BEGIN IMMEDIATE`` makes concurrent openers (API workers, pollsters starting together)
     wait for each other instead of running a migration twice.
     """
+    conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = current_version(conn)
+        version = current_version(db)
         if version > len(MIGRATIONS):
-            raise RuntimeError(
+            raise SchemaTooNew(
                 f"index schema version {version} is newer than this appliance knows "
-                f"({len(MIGRATIONS)}): refusing to downgrade"
+                f"({len(MIGRATIONS)}): it was written by a newer version; refusing to "
+                f"downgrade (run that version, or restore a backup made by this one)"
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             for statement in script.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-            conn.execute(
-                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (str(number),),
-            )
+            db.table("meta").upsert({"key": "schema_version", "value": str(number)}, pk="key")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

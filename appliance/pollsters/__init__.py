@@ -1,36 +1,53 @@
 """Pollsters: one module per source kind. Each module has ``build(settings) -> Pollster``.
 
-A plain mapping, not entry points (STYLE.md (c) 2): the set of source kinds is ours, and a
-lazy import keeps ``libvirt`` and ``pysnmp`` out of processes that do not read those sources.
+A plain mapping, not entry points (STYLE.md (c) 2): the set of source kinds is ours. Each
+builder imports its module when called, which keeps ``libvirt`` and ``pysnmp`` out of
+processes that do not read those sources (a footprint choice, not a way around a cycle).
 """
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from appliance.config import Settings
     from appliance.pollsters.base import Pollster
 
-SOURCES: dict[str, str] = {
-    "host": "appliance.pollsters.host",
-    "sensors": "appliance.pollsters.sensors",
-    "libvirt": "appliance.pollsters.libvirt",
-    "snmp": "appliance.pollsters.snmp",
+
+def _host(settings: Settings) -> Pollster:
+    from appliance.pollsters import host
+
+    return host.build(settings)
+
+
+def _sensors(settings: Settings) -> Pollster:
+    from appliance.pollsters import sensors
+
+    return sensors.build(settings)
+
+
+def _libvirt(settings: Settings) -> Pollster:
+    from appliance.pollsters import libvirt
+
+    return libvirt.build(settings)
+
+
+def _snmp(settings: Settings) -> Pollster:
+    from appliance.pollsters import snmp
+
+    return snmp.build(settings)
+
+
+#: Source kind -> the builder of its pollster; the CLI's ``--source`` choices come from here.
+SOURCES: dict[str, Callable[[Settings], Pollster]] = {
+    "host": _host,
+    "sensors": _sensors,
+    "libvirt": _libvirt,
+    "snmp": _snmp,
 }
 
 
 def build(source: str, settings: Settings) -> Pollster:
     """Instantiate the pollster for ``source`` from the whole config."""
-    module = importlib.import_module(SOURCES[source])
-    return module.build(settings)
-
-
-def enabled_sources(settings: Settings) -> list[str]:
-    """Sources switched on in the config (SNMP only when it has targets)."""
-    p = settings.pollsters
-    on = [name for name in ("host", "sensors", "libvirt") if getattr(p, name).enabled]
-    if p.snmp.enabled and p.snmp.targets:
-        on.append("snmp")
-    return on
+    return SOURCES[source](settings)

@@ -12,13 +12,32 @@ from subprocess import DEVNULL, Popen
 from typing import IO
 
 from appliance.config import Settings
-from appliance.storage.wal import replay
+from appliance.storage.wal import ReplayReport, replay
 
 log = logging.getLogger(__name__)
 
 
+def flush_interval(settings: Settings) -> int:
+    """rrdcached's ``-f``: how often it writes out files that stopped receiving updates."""
+    return max(120, 2 * settings.storage.write_delay)
+
+
+def wal_retention(settings: Settings) -> float:
+    """How long a write-ahead log segment must be kept after its last append.
+
+    rrdcached writes a file's values once the oldest is older than the write delay (plus up
+    to the jitter) when an update arrives; a file that receives no more updates waits for
+    the next flush round, up to ``-f`` later. A margin covers a slow disk.
+    """
+    s = settings.storage
+    return s.write_delay + s.write_jitter + flush_interval(settings) + 120
+
+
 def rrdcached_argv(settings: Settings) -> list[str]:
-    """rrdcached in the foreground, confined to the RRD dir, journalled, flushed at exit."""
+    """rrdcached in the foreground, confined to the RRD dir, flushed at exit.
+
+    No ``-j``: the appliance's own write-ahead log is the journal (see storage/wal.py).
+    """
     s = settings.storage
     return [
         "rrdcached",
@@ -26,33 +45,40 @@ def rrdcached_argv(settings: Settings) -> list[str]:
         "-l", f"unix:{settings.rrdcached_socket}",
         "-m", "0660",
         "-p", str(settings.run_dir / "rrdcached.pid"),
-        "-j", str(settings.data_dir / "journal"),
         "-b", str(settings.rrd_dir),
         "-B",  # refuse paths outside the RRD dir
         "-F",  # write everything out at shutdown
         "-w", str(s.write_delay),
         "-z", str(max(1, s.write_jitter)),
-        "-f", str(max(3600, 2 * s.write_delay)),
+        "-f", str(flush_interval(settings)),
     ]
 
 
-def prepare(settings: Settings) -> int:
-    """Ready the data dir for a (re)start of rrdcached; return how many values were replayed.
+def prepare(settings: Settings) -> ReplayReport:
+    """Ready the data dir for a (re)start of rrdcached; say what the replay did.
 
     After a ``kill -9`` rrdcached leaves its pid file and socket behind and refuses to start
     ("Another rrdcached daemon is running??"); the values it had acknowledged but not written
-    are replayed from the appliance's own write-ahead log.
+    are replayed from the appliance's own write-ahead log. rrdcached journals left by
+    versions that still used ``-j`` are replayed once too, then removed. Nothing here stops
+    the start: a replay problem is logged, never raised.
     """
-    for d in (settings.rrd_dir, settings.run_dir, settings.data_dir / "journal"):
+    for d in (settings.rrd_dir, settings.run_dir):
         d.mkdir(parents=True, exist_ok=True)
     pidfile = settings.run_dir / "rrdcached.pid"
     if pidfile.exists() and not _alive(pidfile):
         pidfile.unlink()
         Path(settings.rrdcached_socket).unlink(missing_ok=True)
-    replayed = replay(settings.data_dir / "wal", settings.rrd_dir)
-    if replayed:
-        log.info("replayed %d values from the write-ahead log", replayed)
-    return replayed
+    for tmp in settings.rrd_dir.glob("*/.*.tmp"):  # a creation cut short by a crash
+        tmp.unlink(missing_ok=True)
+    journal_dir = settings.data_dir / "journal"
+    journals = sorted(journal_dir.glob("rrd.journal.*")) if journal_dir.is_dir() else []
+    report = replay(settings.data_dir / "wal", settings.rrd_dir, journals)
+    for old in journals:
+        old.unlink(missing_ok=True)
+    level = logging.WARNING if report.failed or report.set_aside or report.torn else logging.INFO
+    log.log(level, "%s", report.summary())
+    return report
 
 
 def _alive(pidfile: Path) -> bool:

@@ -17,17 +17,22 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import rrdtool
 
 from appliance.model import Kind, Metric
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.storage import rrdread
+from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
+from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, rras
 from appliance.storage.rrdcached import RrdcachedClient
+from appliance.storage.rrdfile import UnsupportedFile, last_update, last_value
 from appliance.storage.wal import WriteAheadLog
 
 # rrdcached resets the connection on a command line longer than its 4 KiB buffer.
@@ -55,6 +60,14 @@ class WriteOutcome:
 def heartbeat(policy: ArchivePolicy) -> int:
     """How long a value stays valid without a new one: long enough for a 5-minute poll."""
     return max(600, 3 * policy.step)
+
+
+def layout(metric: Metric, policy: ArchivePolicy) -> list[str]:
+    """``rrdtool create`` arguments (after the file and ``--start``) of a metric's file:
+    its step, its one data source (DERIVE for a counter) and the policy's RRAs."""
+    ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
+    return ["--step", str(policy.step),
+            f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U", *rras(policy)]
 
 
 @dataclass(slots=True)
@@ -111,26 +124,28 @@ class Measures:
         ).is_file()
 
     def _create(self, metric: Metric, policy: ArchivePolicy, first_ts: float) -> float | None:
-        """Create the metric's file; return its start, or None if another process made it."""
+        """Create the metric's file; return its start, or None if another process made it.
+
+        The file is built under a temporary name and linked into place, so a crash or a full
+        disk never leaves a half-written RRD where the metric's file belongs.
+        """
         path = self.path(metric.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
         # The bucket of the oldest measure (first_ts is already shifted by one step) begins
         # the file, so a lone measure at any second is read back in its own bucket.
         start = (int(first_ts) - policy.step) // policy.step * policy.step
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            rrdtool.create(
-                str(path),
-                "--start", str(start),
-                "--step", str(policy.step),
-                "--no-overwrite",
-                f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U",
-                *policy.rras(),
-            )
-        except rrdtool.OperationalError:
-            if not path.is_file():
-                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rrdtool.create(str(tmp), "--start", str(start), *layout(metric, policy))
+            os.link(tmp, path)  # fails if another process created it first
+        except FileExistsError:
             return None
+        except (OSError, rrdtool.OperationalError) as exc:
+            if is_disk_full(exc):
+                raise DiskFull(f"create the file of metric {metric.id}", exc) from exc
+            raise
+        finally:
+            tmp.unlink(missing_ok=True)
         return float(start)
 
     def _open(
@@ -147,7 +162,7 @@ class Measures:
             if not self.path(metric.id).is_file():
                 start = self._create(metric, policy, first_ts + series.shift)
             if start is None:
-                start = float(rrdtool.last(str(self.path(metric.id))))
+                start = last_update(self.path(metric.id)) / 1e6
             else:
                 out.created += 1
             series.last = start
@@ -276,9 +291,13 @@ class Measures:
             lines.append(p.series.command + " " + " ".join(p.texts[start:]))
             owners.append((p, start, len(p.texts)))
         payload = ("\n".join(lines) + "\n").encode()
-        if self.wal is not None:
-            self.wal.append(payload)
-        errors = self.client.send_batch(payload)
+        logged = self.wal.append(payload) if self.wal is not None else -1
+        try:
+            errors = self.client.send_batch(payload)
+        except StoreUnavailable:
+            if self.wal is not None:
+                self.wal.retract(logged)
+            raise
         retry: list[_Pending] = []
         if not errors:  # the usual answer
             for p in pending:
@@ -314,8 +333,111 @@ class Measures:
                 retry.append(later)
         return retry
 
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless rrdcached answers now."""
+        self.client.command("PING")
+
     def flush(self, metric_id: str) -> None:
         self.client.flush(self.relpath(metric_id))
+
+    def flush_many(self, metric_ids: Iterable[str]) -> None:
+        """Make every acknowledged write of these metrics visible to readers, in one batch
+        (one round trip instead of one per metric); metrics without a file are skipped."""
+        self.client.batch([f"FLUSH {self.relpath(i)}" for i in metric_ids if self.exists(i)])
+
+    def read(
+        self,
+        metric: Metric,
+        aggregation: str,
+        granularity: int,
+        start: float | None,
+        stop: float | None,
+        policy_of: Callable[[str], ArchivePolicy],
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Bucket starts and values (NaN where unknown) of one metric; the caller flushed it.
+
+        The archive is read by :mod:`appliance.storage.rrdread` (numpy, no per-row Python),
+        falling back to :meth:`fetch` (``policy_of`` gives the policy) for a layout that
+        reader does not know.
+        """
+        cf = CF_FOR_AGGREGATION[aggregation]
+        try:
+            return rrdread.read(str(self.path(metric.id)), cf, granularity, start, stop)
+        except FileNotFoundError:
+            return np.empty(0), np.empty(0)
+        except rrdread.UnsupportedFile:
+            policy = policy_of(metric.archive_policy_name)
+            points = self._librrd_fetch(metric, policy, aggregation, granularity, start, stop)
+            if not points:
+                return np.empty(0), np.empty(0)
+            times, values = np.array(points, dtype=float).T
+            return times, values
+
+    def last_values(self, metric_ids: Sequence[str]) -> dict[str, float]:
+        """The latest value of each metric that has one, after one batched flush.
+
+        Each value is read from the file's header (:func:`rrdfile.last_value`, no lock), so
+        thousands of metrics cost milliseconds, not a fetch each. For a cumulative metric
+        this is the raw counter.
+        """
+        # A FLUSH of a file not created yet (no measure so far) fails alone in the batch.
+        rels = [(i, self.relpath(i)) for i in metric_ids]
+        self.client.batch([f"FLUSH {rel}" for _, rel in rels])
+        rrd_dir = str(self.rrd_dir)
+        out = {}
+        for metric_id, rel in rels:
+            try:
+                value = last_value(f"{rrd_dir}/{rel}")
+            except (OSError, UnsupportedFile):
+                continue  # no measure yet
+            if value is not None:
+                out[metric_id] = value
+        return out
+
+    def last_update(self, metric_id: str) -> int | None:
+        """RRD time of the file's last update (one step after the newest measure's
+        timestamp, see the module docstring); None without a file."""
+        path = self.path(metric_id)
+        return last_update(path) // 1_000_000 if path.is_file() else None
+
+    def xport(
+        self,
+        metric_id: str,
+        aggregation: str,
+        start: int,
+        stop: int,
+        step: int,
+        reach_back: int,
+        cdefs: Sequence[str],
+        exports: Sequence[str],
+    ) -> tuple[int, list[tuple[float | None, ...]]] | None:
+        """``rrdtool xport`` of CDEFs over the metric's series ``v``: ``(step, rows)``.
+
+        The DEF starts ``reach_back`` seconds before ``start`` (PREDICT and TREND read data
+        before the window). None when the metric has no file yet.
+        """
+        path = self.path(metric_id)
+        if not path.is_file():
+            return None
+        cf = CF_FOR_AGGREGATION[aggregation]
+        result = rrdtool.xport(
+            *self.daemon_args(),
+            "--start", str(start), "--end", str(stop), "--step", str(step),
+            f"DEF:v={path}:{DS_NAME}:{cf}:step={step}:start={start - reach_back}",
+            *cdefs, *(f"XPORT:{name}" for name in exports),
+        )
+        return result["meta"]["step"], result["data"]
+
+    def daemon_args(self) -> list[str]:
+        """librrd's ``--daemon``: graph and xport then read their data through rrdcached
+        (checked with strace: the client never opens the file), instead of locking the file
+        themselves, which would make a concurrent rrdcached write of it fail and drop its
+        values."""
+        return ["--daemon", f"unix:{self.client.socket_path}"]
+
+    def daemon_stats(self) -> dict[str, int]:
+        """rrdcached's STATS counters (queue length, updates, flushes...)."""
+        return self.client.stats()
 
     def fetch(
         self,
@@ -329,38 +451,37 @@ class Measures:
     ) -> list[tuple[int, float]]:
         """Known points ``(bucket start, value)`` of one aggregation at one granularity.
 
-        For a cumulative metric the values are rates per second (RRD DERIVE).
+        For a cumulative metric the values are rates per second (RRD DERIVE). Read with
+        :mod:`appliance.storage.rrdread`, which takes no lock: librrd's readers lock the file,
+        and an rrdcached write that meets that lock fails and drops the values it carried
+        (seen here: acknowledged values lost to a concurrent ``rrdtool.fetch``).
         """
         path = self.path(metric.id)
         if not path.is_file():
             return []
         if flush:
             self.flush(metric.id)
+        try:
+            times, values = rrdread.read(str(path), CF_FOR_AGGREGATION[aggregation],
+                                         granularity, start, stop)
+        except rrdread.UnsupportedFile:
+            return self._librrd_fetch(metric, policy, aggregation, granularity, start, stop)
+        except FileNotFoundError:
+            return []
+        return [(int(t), float(v)) for t, v in zip(times, values, strict=True) if v == v]
+
+    def _librrd_fetch(
+        self,
+        metric: Metric,
+        policy: ArchivePolicy,
+        aggregation: str,
+        granularity: int,
+        start: float | None,
+        stop: float | None,
+    ) -> list[tuple[int, float]]:
         points = next(i.points for i in policy.definition if i.granularity == granularity)
-        last = rrdtool.last(str(path))
-        end = last if stop is None else min(stop, last + granularity)
-        earliest = (last // granularity) * granularity - (points - 1) * granularity
-        begin = earliest if start is None else max(start, earliest)
-        begin = int(begin // granularity) * granularity - granularity
-        end = int(math.ceil(end / granularity)) * granularity
-        if end <= begin:
-            return []
-        (f_start, _f_end, step), _names, rows = rrdtool.fetch(
-            str(path), CF_FOR_AGGREGATION[aggregation],
-            "-r", str(granularity), "-s", str(begin), "-e", str(end),
-        )
-        if step != granularity:
-            return []
-        lo = start if start is not None else -math.inf
-        hi = stop if stop is not None else math.inf
-        out = []
-        for i, (value,) in enumerate(rows):
-            if value is None:
-                continue
-            ts = f_start + i * step
-            if ts + step > lo and ts < hi:
-                out.append((ts, value))
-        return out
+        return rrdread.librrd_fetch(str(self.path(metric.id)), CF_FOR_AGGREGATION[aggregation],
+                                    granularity, points, start, stop)
 
     def delete(self, metric_id: str) -> None:
         self._series.pop(metric_id, None)

@@ -31,9 +31,8 @@ from pathlib import Path
 
 import rrdtool
 
-from appliance.model import Kind, Metric
-from appliance.storage.measures import DS_NAME, Measures, heartbeat
-from appliance.storage.policy import ArchivePolicy
+from appliance.model import ArchivePolicy, Metric
+from appliance.storage.measures import Measures, layout
 
 #: Copies redone because the old file changed underneath, before giving up on this pass.
 ATTEMPTS = 20
@@ -43,13 +42,6 @@ SETTLE = 0.005
 
 class RebuildError(RuntimeError):
     """The file kept changing during every attempt; it is left as it was."""
-
-
-def layout(metric: Metric, policy: ArchivePolicy) -> list[str]:
-    """``rrdtool create`` arguments (after the file name) for a metric under ``policy``."""
-    ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
-    return ["--step", str(policy.step),
-            f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U", *policy.rras()]
 
 
 def rebuild(measures: Measures, metric: Metric, policy: ArchivePolicy) -> bool:

@@ -12,8 +12,10 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from appliance.storage.errors import StoreUnavailable
 
-class RrdcachedError(OSError):
+
+class RrdcachedError(StoreUnavailable):
     """rrdcached is unreachable or answered something this client does not understand."""
 
 
@@ -59,15 +61,21 @@ class RrdcachedClient:
         return line.decode("utf-8", "replace").rstrip("\n")
 
     def _call(self, fn):
-        """Run ``fn(file)`` on the connection; on a broken connection reconnect once."""
+        """Run ``fn(file)`` on the connection; on a broken connection reconnect once.
+
+        A reset connection, or an answer that does not parse (rrdcached going down
+        mid-answer), is reported as unreachable too: the caller answers 503.
+        """
         with self._lock:
             for attempt in (1, 2):
                 try:
                     return fn(self._connect())
-                except (OSError, RrdcachedError):
+                except (OSError, RrdcachedError, ValueError) as exc:
                     self._disconnect()
                     if attempt == 2:
-                        raise
+                        if isinstance(exc, RrdcachedError):
+                            raise
+                        raise RrdcachedError(f"rrdcached connection lost: {exc!r}") from exc
         raise AssertionError("unreachable")
 
     def command(self, line: str) -> tuple[int, str, list[str]]:

@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from werkzeug.exceptions import HTTPException
 
 from appliance.ui import formatting, login, pages
+from appliance.webcontext import settings_of
 
 bp = Blueprint(
     "ui",
@@ -44,7 +45,7 @@ SECURITY_HEADERS = {
 @bp.record_once
 def _setup(state) -> None:
     app = state.app
-    login.configure(app, app.extensions["appliance.settings"])
+    login.configure(app, settings_of(app))
     app.jinja_env.filters.update(formatting.FILTERS)
 
 

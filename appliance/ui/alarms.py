@@ -12,21 +12,13 @@ from typing import Any
 
 from appliance.index import Index
 
-ALARMS_TABLE = "alarms"
-HISTORY_TABLE = "alarm_history"
 #: Alarm state -> the page's status colour (Aodh's three states).
 STATE_TONE = {"ok": "ok", "alarm": "bad", "insufficient data": "warn"}
 HISTORY_LIMIT = 100
 
 
-def _has_table(index: Index, name: str) -> bool:
-    return bool(index.query(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    ))
-
-
 def available(index: Index) -> bool:
-    return _has_table(index, ALARMS_TABLE)
+    return index.alarm_repo.stored()
 
 
 def _json(value: Any) -> Any:
@@ -63,20 +55,17 @@ def listing(index: Index) -> list[dict[str, Any]]:
     """Every alarm, firing ones first, then by name."""
     if not available(index):
         return []
-    rows = [_alarm(dict(r)) for r in index.query(f"SELECT * FROM {ALARMS_TABLE}")]
+    rows = [_alarm(r) for r in index.alarm_repo.every()]
     return sorted(rows, key=lambda r: (r["state"] != "alarm", str(r["name"])))
 
 
 def history(index: Index, limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
     """The newest events first: creations, rule changes, state transitions, deletions."""
-    if not _has_table(index, HISTORY_TABLE):
+    if not available(index):
         return []
-    names = {r["id"]: r["name"] for r in index.query(f"SELECT id, name FROM {ALARMS_TABLE}")}
+    names = {r["id"]: r["name"] for r in index.alarm_repo.every()}
     out = []
-    for r in index.query(
-        f"SELECT * FROM {HISTORY_TABLE} ORDER BY timestamp DESC, rowid DESC LIMIT ?", (limit,)
-    ):
-        raw = dict(r)
+    for raw in index.alarm_repo.recent_history(limit):
         detail = _json(raw.get("detail"))
         detail = detail if isinstance(detail, dict) else {}
         state = detail.get("state")

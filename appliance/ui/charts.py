@@ -1,9 +1,12 @@
-"""One metric's chart as an SVG drawn by rrdtool from the metric's own RRD file.
+"""One metric's chart for the status page, drawn by the store's one graph renderer
+(:mod:`appliance.storage.graphs`, which the API's graphs use too).
 
 The archive policy decides the resolution: a range is drawn from the finest granularity
 whose archive still covers it (a day of a ``medium`` metric at 1 min, a year at 1 h).
 Cumulative meters are stored as DERIVE, so the file already yields rates: their unit gets
-``/s``. Nothing here knows Flask; the page only asks for :func:`render`.
+``/s``. Values read as a person reads them (:func:`formatting.shown`: KB as GiB, ns/s as %,
+loads plain), formatted here and handed to the renderer as a :class:`graphs.Display`.
+Nothing here knows Flask; the page only asks for :func:`render`.
 """
 
 from __future__ import annotations
@@ -13,14 +16,11 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from xml.sax.saxutils import escape
 
-import rrdtool
-
-from appliance.model import Kind, Metric
-from appliance.storage.measures import DS_NAME, Measures
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.model import ArchivePolicy, Metric
+from appliance.storage import graphs
+from appliance.storage.measures import Measures
 from appliance.ui.formatting import number, shown, span
 
 #: The time-range selector: key -> (label, seconds).
@@ -46,6 +46,7 @@ STYLE = [
     "--color", "MGRID#CBD5E1", "--color", "FONT#334155", "--color", "AXIS#94A3B8",
     "--color", "ARROW#94A3B8",
 ]
+LOOK = graphs.Look("SVG", WIDTH, HEIGHT, tuple(STYLE), None, LINE, BAND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +60,7 @@ class Chart:
 
 def display_unit(metric: Metric) -> str:
     """The unit a chart shows: a rate for cumulative meters (stored as DERIVE)."""
-    unit = metric.unit or ""
-    if metric.kind is Kind.CUMULATIVE:
-        return f"{unit}/s" if unit else "/s"
-    return unit
+    return graphs.unit_label(metric)
 
 
 def granularity_for(policy: ArchivePolicy, seconds: int) -> int:
@@ -79,11 +77,6 @@ def step_label(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size} {name}"
     return f"{seconds} s"
-
-
-def _text(value: str) -> str:
-    """Literal text inside a GPRINT/COMMENT: rrdtool treats ``:`` and ``%`` specially."""
-    return value.replace("\\", "\\\\").replace(":", "\\:").replace("%", "%%")
 
 
 def aggregation_for(policy: ArchivePolicy) -> str:
@@ -107,50 +100,14 @@ def window(range_key: str, g: int, end: int, first: float) -> tuple[int, str]:
     return start, f"last {label} at {step_label(g)}"
 
 
-def graph_args(
-    path: Path, metric: Metric, policy: ArchivePolicy, g: int, start: int, end: int, legend: str,
-    values: list[float] | None = None,
-) -> list[str]:
-    """The ``rrdtool graph`` arguments for one metric between ``start`` and ``end``.
-
-    The line is drawn in the unit a person reads (:func:`formatting.shown`: KB as bytes with
-    binary prefixes, ns/s as %), and the legend's now/min/max are formatted here from
-    ``values`` (the points drawn), not by rrdtool's ``%s``, which gives ``24 M KB`` and
-    ``296 m%``.
-    """
-    rrd = str(path).replace(":", "\\:")
-    unit = display_unit(metric)
+def display(unit: str, values: list[float]) -> graphs.Display:
+    """How the status page's chart of ``values`` (in the stored ``unit``) reads."""
     how = shown(unit)
-    cf = CF_FOR_AGGREGATION[aggregation_for(policy)]
-    args = [
-        "--imgformat", "SVG", "--start", str(start), "--end", str(end),
-        "--width", str(WIDTH), "--height", str(HEIGHT), "--step", str(g),
-        "--vertical-label", how.unit or " ", *STYLE,
-    ]
-    known = [v for v in values or () if math.isfinite(v)]
-    if how.prefixes == "iec":
-        args += ["--base", "1024"]
-    elif max((abs(v) * how.scale for v in known), default=0.0) < 1000:
-        args += ["--units-exponent", "0"]  # 0.3 on the axis, never 300 m
-    args += [f"DEF:raw={rrd}:{DS_NAME}:{cf}:step={g}", f"CDEF:line=raw,{how.scale!r},*"]
-    # Below the finest step min = max = the line: a band would only add noise.
-    if {"min", "max"} <= set(policy.aggregation_methods) and g > policy.step:
-        args += [
-            f"DEF:rawlo={rrd}:{DS_NAME}:MIN:step={g}",
-            f"DEF:rawhi={rrd}:{DS_NAME}:MAX:step={g}",
-            f"CDEF:band=rawhi,rawlo,-,{how.scale!r},*",
-            f"CDEF:lo=rawlo,{how.scale!r},*",
-            "LINE:lo",
-            f"AREA:band{BAND}:min–max:STACK",
-        ]
-    args += [
-        f"LINE1.5:line{LINE}:{aggregation_for(policy)}",
-        f"COMMENT:{_text(summary(known, unit))}",
-        "VDEF:last=raw,LAST",
-        f"COMMENT:{_text(legend)}\\r",
-        "PRINT:last:%lf",
-    ]
-    return args
+    return graphs.Display(
+        how.unit, how.scale, base1024=how.prefixes == "iec",
+        plain_axis=max((abs(v) * how.scale for v in values), default=0.0) < 1000,
+        summary=summary(values, unit),
+    )
 
 
 def summary(values: list[float], unit: str) -> str:
@@ -177,10 +134,10 @@ def first_point_due(measures: Measures, metric: Metric, step: int, g: int, now: 
     the bucket holding it completes with the first measure taken at or after its end minus
     ``step``; a counter also needs a second measure before it has a rate.
     """
-    path = measures.path(metric.id)
-    if not path.is_file():
+    last = measures.last_update(metric.id)
+    if last is None:
         return "no measures yet"
-    due = (rrdtool.last(str(path)) // g + 1) * g - step
+    due = (last // g + 1) * g - step
     if due <= now:
         return f"first {step_label(g)} point due with the next measure"
     return (f"first {step_label(g)} point due at "
@@ -194,38 +151,33 @@ def render(
     range_key: str,
     now: float | None = None,
 ) -> Chart:
-    """Flush the metric out of rrdcached and draw it; a placeholder when there is no data."""
+    """Flush the metric out of rrdcached and draw it; a placeholder when there is no data
+    (for a metric younger than the range, when its first point is due)."""
     end = int(time.time() if now is None else now)
     label, seconds = RANGES[range_key]
     g = granularity_for(policy, seconds)
-    path = measures.path(metric.id)
+    aggregation = aggregation_for(policy)
     points: list[tuple[int, float]] = []
-    if path.is_file():
+    if measures.exists(metric.id):
         # If rrdcached is restarting, draw what the file holds rather than nothing.
         with contextlib.suppress(OSError):
             measures.flush(metric.id)
-        points = measures.fetch(
-            metric, policy, aggregation_for(policy), g, end - seconds, None, flush=False
-        )
+        points = measures.fetch(metric, policy, aggregation, g, end - seconds, None, flush=False)
     if not points:
         young = metric.created_at is not None and end - metric.created_at < seconds
         message = (first_point_due(measures, metric, policy.step, g, end) if young
                    else f"no data in the last {label}")
         return Chart(placeholder(message), end - seconds, end, g, None)
-    # The store writes a measure one step after its timestamp (Gnocchi's bucket-start
-    # labels), so the newest bucket ends up to a step past now: the chart must reach it, or
-    # rrdtool reads the range as all unknown.
-    end = max(end, rrdtool.last(str(path)))
+    # The chart's end reaches the newest bucket, a step past the newest measure (the
+    # renderer's time convention), before the window is narrowed to a young metric's life.
+    end = graphs.reach(measures, metric, policy, end)
     start, legend = window(range_key, g, end, points[0][0])
-    values = [v for _, v in points if v is not None]
-    out = rrdtool.graphv("-", *graph_args(path, metric, policy, g, start, end, legend, values))
-    try:
-        last: float | None = float(out.get("print[0]", "nan"))
-    except ValueError:
-        last = None
-    title = f"{metric.name or metric.id}: {summary(values, display_unit(metric))}"
-    return Chart(_titled(out["image"], title), start, end, g,
-                 None if last is None or math.isnan(last) else last)
+    unit = display_unit(metric)
+    values = [v for _, v in points if v is not None and math.isfinite(v)]
+    drawn = graphs.draw(measures, metric, policy, aggregation, start, end, LOOK, step=g,
+                        legend=legend, flush=False, display=display(unit, values))
+    title = f"{metric.name or metric.id}: {summary(values, unit)}"
+    return Chart(_titled(drawn.image, title), drawn.start, drawn.end, g, drawn.last)
 
 
 def placeholder(message: str) -> bytes:

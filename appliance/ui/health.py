@@ -19,8 +19,6 @@ from typing import Any
 
 from appliance.config import Settings
 from appliance.index import Index
-from appliance.pollsters import enabled_sources
-from appliance.supervise import socket_path
 
 SUPERVISOR_TIMEOUT = 3.0
 #: A source whose last attempt is older than this many intervals is shown as stale.
@@ -69,7 +67,7 @@ class Processes:
 
 def processes(settings: Settings, timeout: float = SUPERVISOR_TIMEOUT) -> Processes:
     """Every supervised process and its state, from supervisord's XML-RPC interface."""
-    path = socket_path(settings)
+    path = settings.supervisor_socket
     if not path.exists():
         return Processes(error="supervisord is not running (no control socket): "
                                "started with `appliance api` rather than `appliance run`?")
@@ -120,7 +118,7 @@ def source_rows(settings: Settings, index: Index, now: float | None = None) -> l
         else:
             tone, state = "ok", "ok"
         rows.append({**r, "tone": tone, "state": state, "interval": interval})
-    for source in enabled_sources(settings):
+    for source in settings.enabled_sources():
         if source not in seen:
             rows.append({
                 "source": source, "target": "–", "tone": "idle", "state": "waiting",
@@ -188,7 +186,4 @@ def _tree_size(root: Path) -> int:
 
 def resource_types(index: Index) -> list[tuple[str, int]]:
     """``(type, count)`` of the resources present, most numerous first."""
-    rows = index.query(
-        "SELECT type, count(*) AS n FROM resources GROUP BY type ORDER BY n DESC, type"
-    )
-    return [(r["type"], r["n"]) for r in rows]
+    return index.resource_repo.count_by_type()

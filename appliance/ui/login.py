@@ -29,9 +29,8 @@ from flask import (
     url_for,
 )
 
-from appliance.api import get_settings, get_store
 from appliance.config import Settings
-from appliance.tokens import Verifier
+from appliance.webcontext import get_settings, get_store, verifier_of
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +95,7 @@ def _known_token(name: str | None) -> str | None:
         return None
     if any(t.name == name for t in get_settings().api.tokens):
         return name
-    rows = get_store().index.query("SELECT 1 FROM tokens WHERE name = ?", (name,))
-    return name if rows else None
+    return name if get_store().index.token_repo.exists(name) else None
 
 
 def csrf_token() -> str:
@@ -129,8 +127,7 @@ def login():
         return redirect(next_url)
     error = None
     if request.method == "POST":
-        get_store()  # opens the store and the verifier over its index
-        verifier: Verifier = current_app.extensions["appliance.verifier"]
+        verifier = verifier_of(current_app)
         identity = verifier.verify(request.form.get("token", "").strip())
         if identity is not None:
             session.clear()  # a fresh session: no fixation across the login

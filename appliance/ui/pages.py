@@ -7,9 +7,11 @@ import json
 
 from flask import Blueprint, Response, abort, current_app, render_template, request
 
-from appliance.api import get_settings, get_store
-from appliance.index import NotFound
+from appliance import scaleout
+from appliance.index import NotFound, events
+from appliance.index.snmp_targets import listing
 from appliance.ui import alarms, catalog, charts, health
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("pages", __name__)
 
@@ -18,6 +20,7 @@ CHARTS_PER_PAGE = 24
 #: Seconds between the pages' own refreshes (the live region is re-fetched in place).
 REFRESH_SECONDS = 15
 CHART_REFRESH_SECONDS = 60
+RECENT_EVENTS = 20  # SNMP traps and other events listed on the overview and a resource
 
 
 def _disk() -> health.DiskUsage:
@@ -43,6 +46,10 @@ def overview():
         types=health.resource_types(index),
         alarm_count=len(alarm_rows),
         firing=[a for a in alarm_rows if a["state"] == "alarm"],
+        events=events.recent(index, RECENT_EVENTS),
+        snmp_targets=listing(settings.pollsters.snmp.targets, index),
+        coordination=scaleout.coordination(settings),
+        publishers=scaleout.publishers(settings),
     )
 
 
@@ -88,6 +95,7 @@ def resource(resource_id: str):
         name=catalog.display_name(row),
         attrs=json.loads(row["attributes"]),
         history=catalog.history(store.index.history(resource_id)),
+        events=events.recent(store.index, RECENT_EVENTS, resource_id),
         ranges=charts.RANGES,
         range_key=range_key,
         query=query,

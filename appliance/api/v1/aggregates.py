@@ -1,7 +1,8 @@
 """``/v1/aggregates``: Gnocchi's operations over explicit metrics or a resource search.
 
-The request is validated here, the series are read by :mod:`appliance.api.series`, and the
-arithmetic is :mod:`appliance.aggregation` (pure, shared with the alarm evaluator).
+The request is validated here, the series are read by
+:meth:`appliance.store.Store.read_series`, and the arithmetic is :mod:`appliance.aggregation`
+(pure, shared with the alarm evaluator).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from typing import Any
 
 import numpy as np
 from flask import Blueprint, request
+from pydantic import Field
 
 from appliance import aggregation
-from appliance.api import get_store, jsonio, serialize, series
+from appliance.api import jsonio, serialize
 from appliance.api.errors import ApiError, bad_param
-from appliance.api.params import arg, bool_arg, parse_duration, parse_uuid
-from appliance.api.v1.metrics import metric_body, time_range
-from appliance.api.v1.resources import compiled, type_attributes
+from appliance.api.openapi import operation, query
+from appliance.api.params import arg, body_as, bool_arg, parse_duration, parse_uuid
+from appliance.api.v1.metrics import TIME_RANGE, metric_body, time_range
+from appliance.api.v1.resources import SearchQuery, compiled, type_attributes
 from appliance.index.query import QueryError, parse_filter
 from appliance.model import Metric
+from appliance.validation import Body
+from appliance.webcontext import get_store
 
 bp = Blueprint("aggregates", __name__)
 
@@ -32,6 +37,15 @@ bp = Blueprint("aggregates", __name__)
 MAX_RESOURCES = 10_000
 
 Wanted = list[tuple[Metric, str, tuple[str, str]]]
+
+
+class Aggregates(Body):
+    """Gnocchi's aggregates body: operations over metrics by id, or over the metrics of the
+    resources a search finds (``search`` or ``resource_type`` given)."""
+
+    operations: str | list[Any] = Field(description="e.g. (aggregate mean (metric ID mean))")
+    search: str | SearchQuery | None = None
+    resource_type: str = "generic"
 
 
 def _fill() -> float | str | None:
@@ -89,8 +103,8 @@ def _compute(tree: list, wanted: Wanted) -> list[aggregation.Block]:
     start, stop = time_range()
     overlap, fill = _needed_overlap(), _fill()
     grans = _granularities(wanted)
-    series.flush_many(store, [m for m, _, _ in wanted])
-    inputs = [s for g in grans for s in series.fetch(store, wanted, g, start, stop)]
+    store.flush_many(m for m, _, _ in wanted)
+    inputs = [s for g in grans for s in store.read_series(wanted, g, start, stop)]
     try:
         return aggregation.evaluate(tree, inputs, start, stop, overlap, fill)
     except aggregation.OperationError as exc:
@@ -154,37 +168,37 @@ def by_resources(tree: list, rows: list, details: bool) -> dict:
     return out
 
 
-def _search(body: dict) -> tuple[str, list[Any]]:
-    query = body.get("search") or {}
+def _search(body: Aggregates) -> tuple[str, list[Any]]:
+    query = body.search or {}
     if isinstance(query, str):
         try:
             query = parse_filter(query)
         except QueryError as exc:
             raise bad_param("search", str(exc)) from None
-    if not isinstance(query, dict):
-        raise bad_param("search", "must be a query object or a filter string")
     return compiled(query)
 
 
 @bp.post("/aggregates")
+@operation({"oneOf": [{"type": "object"}, {"type": "array"}]}, body=Aggregates, params=(
+    *TIME_RANGE,
+    query("granularity", {"type": "string"}),
+    query("needed_overlap", {"type": "number", "minimum": 0, "maximum": 100}),
+    query("fill", {"type": "string"}, "A number, null or dropna"),
+    query("groupby", {"type": "string"}),
+    query("details", {"type": "boolean"}),
+    query("use_history", {"type": "boolean"})))
 def aggregates():
+    """Operations across metrics, or across the metrics of a search's resources."""
     details = bool_arg("details")
     bool_arg("use_history")
-    body = jsonio.body()
-    if not isinstance(body, dict) or "operations" not in body:
-        raise bad_param("operations", "is required")
-    unknown = set(body) - {"operations", "search", "resource_type"}
-    if unknown:
-        raise bad_param(sorted(unknown)[0], "is not an aggregates field")
+    body = body_as(Aggregates)
     try:
-        tree = aggregation.parse(body["operations"])
+        tree = aggregation.parse(body.operations)
     except aggregation.OperationError as exc:
         raise bad_param("operations", str(exc)) from None
-    if "search" not in body and "resource_type" not in body:
+    if not {"search", "resource_type"} & body.model_fields_set:
         return jsonio.response(by_metrics(tree, details))
-    resource_type = body.get("resource_type", "generic")
-    if not isinstance(resource_type, str):
-        raise bad_param("resource_type", "must be a string")
+    resource_type = body.resource_type
     where, params = _search(body)
     return jsonio.response(
         per_group(resource_type, where, params, lambda rows: by_resources(tree, rows, details))

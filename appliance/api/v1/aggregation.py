@@ -13,11 +13,24 @@ from flask import Blueprint, request
 from appliance import aggregation
 from appliance.api import jsonio
 from appliance.api.errors import bad_param
+from appliance.api.openapi import UUID, operation, query
 from appliance.api.params import arg, bool_arg, parse_aggregation, parse_duration
 from appliance.api.v1 import aggregates
-from appliance.api.v1.resources import compiled, search_query
+from appliance.api.v1.metrics import AGGREGATION, MEASURES, TIME_RANGE
+from appliance.api.v1.resources import Query, compiled, search_query
 
 bp = Blueprint("aggregation", __name__)
+
+#: The query parameters both reads take (:func:`_tree` and the aggregates core read them).
+READ_QUERY = (
+    *TIME_RANGE, AGGREGATION,
+    query("reaggregation", {"type": "string"}, "How the series are combined (default: mean)"),
+    query("granularity", {"type": "string"}),
+    query("resample", {"type": "string"}, "Regroup into buckets this long (needs granularity)"),
+    query("needed_overlap", {"type": "number", "minimum": 0, "maximum": 100}),
+    query("fill", {"type": "string"}, "A number, null or dropna"),
+    query("refresh", {"type": "boolean"}),
+)
 
 
 def _tree(refs: list[str]) -> list:
@@ -40,7 +53,11 @@ def _tree(refs: list[str]) -> list:
 
 
 @bp.get("/aggregation/metric")
+@operation(MEASURES, params=(
+    query("metric", {"type": "array", "items": UUID}, "Metric ids (repeat the parameter)"),
+    *READ_QUERY))
 def across_metrics():
+    """Several metrics' series combined into one (``gnocchi measures aggregation``)."""
     refs = request.args.getlist("metric")
     if not refs:
         raise bad_param("metric", "is required (one or more metric ids)")
@@ -49,7 +66,12 @@ def across_metrics():
 
 
 @bp.post("/aggregation/resource/<type_>/metric/<name>")
+@operation({"anyOf": [MEASURES, {"type": "array", "items": {"type": "object"}}]}, body=Query,
+           body_required=False, params=(
+               *READ_QUERY, query("groupby", {"type": "string"}),
+               query("filter", {"type": "string"}, "Gnocchi's filter string")))
 def across_resources(type_: str, name: str):
+    """A metric of the resources a search finds, combined (per group with ``groupby``)."""
     tree = _tree([name])
     where, params = compiled(search_query())
 

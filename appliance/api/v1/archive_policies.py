@@ -10,91 +10,122 @@ Gnocchi).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, Response
+from pydantic import BaseModel, BeforeValidator, Field, Strict, WithJsonSchema, model_validator
 
 from appliance import retention
-from appliance.api import get_settings, get_store, jsonio
+from appliance.api import jsonio
 from appliance.api.errors import ApiError, bad_param, not_found
-from appliance.api.params import parse_duration
+from appliance.api.openapi import operation
+from appliance.api.params import body_as, duration_seconds
+from appliance.api.serialize import ShownArchivePolicy
 from appliance.index import Conflict, NotFound, rebuilds
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, make_policy
+from appliance.model import AGGREGATION_METHODS, ArchivePolicy, make_policy
+from appliance.validation import Body, Name, fail, one_of
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("archive_policies", __name__)
 
 #: Bounds a policy's RRD file (8 bytes per point per aggregation method).
 MAX_POINTS = 1_000_000
 MAX_GRANULARITY = 366 * 86400
-NAME_MAX = 255
 
 
-def _name(value: Any, field: str = "name") -> str:
-    if not isinstance(value, str) or not value or len(value) > NAME_MAX or "/" in value:
-        raise bad_param(field, "must be a non-empty string without '/' (at most 255 characters)")
-    return value
-
-
-def _definition(items: Any) -> list[tuple[int, int]]:
-    """Gnocchi's ``[{granularity, points | timespan}]`` -> ``[(seconds, points)]``."""
-    if not isinstance(items, list) or not items:
-        raise bad_param("definition", "must be a non-empty list")
-    out = []
-    for i, item in enumerate(items):
-        name = f"definition[{i}]"
-        if not isinstance(item, dict) or "granularity" not in item:
-            raise bad_param(name, "must be an object with granularity and points or timespan")
-        unknown = set(item) - {"granularity", "points", "timespan"}
-        if unknown:
-            raise bad_param(f"{name}.{sorted(unknown)[0]}", "is not a definition field")
-        granularity = parse_duration(f"{name}.granularity", item["granularity"])
-        if granularity != int(granularity) or granularity > MAX_GRANULARITY:
-            raise bad_param(f"{name}.granularity", "must be whole seconds, at most a year")
-        points = item.get("points")
-        if points is not None:
-            try:
-                points = int(points)
-            except (TypeError, ValueError):
-                raise bad_param(f"{name}.points", f"{points!r} is not an integer") from None
-        elif item.get("timespan") is not None:
-            timespan = parse_duration(f"{name}.timespan", item["timespan"])
-            points = int(timespan // granularity)
-        else:
-            raise bad_param(name, "needs points or timespan")
-        if not 1 <= points <= MAX_POINTS:
-            raise bad_param(f"{name}.points", f"must be between 1 and {MAX_POINTS}")
-        out.append((int(granularity), points))
-    return out
-
-
-def _methods(value: Any) -> list[str]:
-    if value is None:
-        return ["mean", "min", "max"]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise bad_param("aggregation_methods", "must be a non-empty list of names")
-    unknown = sorted(set(value) - set(CF_FOR_AGGREGATION))
-    if unknown:
-        raise bad_param(
-            "aggregation_methods",
-            f"{unknown[0]!r} is not supported (RRD keeps {', '.join(CF_FOR_AGGREGATION)})",
-        )
-    return sorted(set(value))
-
-
-def _policy_from(body: Any) -> ArchivePolicy:
-    if not isinstance(body, dict):
-        raise bad_param("body", "must be a JSON object")
-    unknown = set(body) - {"name", "definition", "aggregation_methods", "back_window"}
-    if unknown:
-        raise bad_param(sorted(unknown)[0], "is not an archive policy field")
-    back_window = body.get("back_window", 0)
-    if isinstance(back_window, bool) or not isinstance(back_window, int) or back_window < 0:
-        raise bad_param("back_window", "must be a non-negative integer")
+def _seconds(value: Any) -> float:
     try:
-        return make_policy(
-            _name(body.get("name")), _definition(body.get("definition")),
-            _methods(body.get("aggregation_methods")), back_window,
-        )
+        return duration_seconds(value)
+    except ValueError as exc:
+        raise fail(f"must be a duration (seconds, 5m, 1h, H:MM:SS): {exc}") from None
+
+
+def _granularity(seconds: float) -> float:
+    if seconds != int(seconds) or seconds > MAX_GRANULARITY:
+        raise fail("must be whole seconds, at most a year")
+    return seconds
+
+
+#: Seconds, as a number or Gnocchi's ``"5 minutes"``, ``"1h"``, ``"0:01:00"``.
+Duration = Annotated[float, BeforeValidator(_seconds), WithJsonSchema(
+    {"anyOf": [{"type": "string"}, {"type": "number", "exclusiveMinimum": 0}]})]
+
+
+class DefinitionItem(Body):
+    """One resolution: a granularity kept for ``points`` points (or for ``timespan``)."""
+
+    granularity: Annotated[Duration, BeforeValidator(lambda v: _granularity(_seconds(v)))]
+    points: Annotated[int, Field(ge=1, le=MAX_POINTS)] | None = None
+    timespan: Duration | None = None
+
+    @model_validator(mode="after")
+    def _sized(self) -> DefinitionItem:
+        if self.points is None:
+            if self.timespan is None:
+                raise fail("needs points or timespan")
+            if not 1 <= self.timespan // self.granularity <= MAX_POINTS:
+                raise fail(f"timespan must hold between 1 and {MAX_POINTS} points")
+        return self
+
+    def pair(self) -> tuple[int, int]:
+        """``(seconds, points)``, as :func:`make_policy` takes it."""
+        points = self.points or int(self.timespan // self.granularity)  # type: ignore[operator]
+        return int(self.granularity), points
+
+
+Definition = Annotated[list[DefinitionItem], Field(min_length=1)]
+
+
+class ArchivePolicyCreate(Body):
+    """Gnocchi's archive policy body."""
+
+    name: Name
+    definition: Definition
+    aggregation_methods: Annotated[list[one_of(*AGGREGATION_METHODS)],  # type: ignore[valid-type]
+                                   Field(min_length=1)] = ["mean", "min", "max"]
+    back_window: Annotated[int, Strict(), Field(ge=0)] = 0
+
+
+class ArchivePolicyPatch(Body):
+    """A policy's definition and aggregation methods can change, in use or not (its files
+    are rebuilt); while metrics use it, its finest granularity stays."""
+
+    definition: Definition | None = None
+    aggregation_methods: Annotated[
+        list[one_of(*AGGREGATION_METHODS)], Field(min_length=1)  # type: ignore[valid-type]
+    ] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ArchivePolicyPatch:
+        if self.definition is None and self.aggregation_methods is None:
+            raise fail("give definition, aggregation_methods or both")
+        return self
+
+
+class ShownPolicyChange(ShownArchivePolicy):
+    """A policy, with how many of its metric files still wait for a change's new layout."""
+
+    rebuilding_metrics: int | None = None
+
+
+class ArchivePolicyRuleCreate(Body):
+    """A rule: metrics whose name matches ``metric_pattern`` get ``archive_policy_name``."""
+
+    name: Name
+    metric_pattern: Name
+    archive_policy_name: Name
+
+
+class ShownArchivePolicyRule(BaseModel):
+    name: str
+    metric_pattern: str
+    archive_policy_name: str
+
+
+def _policy(name: str, definition: list[tuple[int, int]], methods: list[str],
+            back_window: int) -> ArchivePolicy:
+    try:
+        return make_policy(name, definition, sorted(set(methods)), back_window)
     except ValueError as exc:
         raise bad_param("definition", str(exc)) from None
 
@@ -107,13 +138,19 @@ def _load(name: str) -> ArchivePolicy:
 
 
 @bp.get("/archive_policy")
+@operation({"type": "array", "items": ShownArchivePolicy})
 def list_policies():
+    """Every archive policy, the built-in ones included."""
     return jsonio.response([p.to_gnocchi() for p in get_store().index.policies()])
 
 
 @bp.post("/archive_policy")
+@operation(ShownArchivePolicy, status=201, body=ArchivePolicyCreate)
 def create_policy():
-    policy = _policy_from(jsonio.body())
+    """Create an archive policy."""
+    body = body_as(ArchivePolicyCreate)
+    policy = _policy(body.name, [item.pair() for item in body.definition],
+                     body.aggregation_methods, body.back_window)
     try:
         get_store().index.create_policy(policy)
     except Conflict as exc:
@@ -124,22 +161,22 @@ def create_policy():
 
 
 @bp.get("/archive_policy/<name>")
+@operation(ShownPolicyChange)
 def show_policy(name: str):
+    """One archive policy (with ``rebuilding_metrics`` while a change is applied)."""
     return jsonio.response(_shown(_load(name)))
 
 
 @bp.patch("/archive_policy/<name>")
+@operation(ShownPolicyChange, body=ArchivePolicyPatch)
 def patch_policy(name: str):
+    """Change a policy's definition or aggregation methods; files in use are rebuilt."""
     current = _load(name)
-    body = jsonio.body()
-    if not isinstance(body, dict) or not body or set(body) - {"definition", "aggregation_methods"}:
-        raise bad_param("body", "only definition and aggregation_methods can be changed")
-    policy = _policy_from(
-        {"name": name, "definition": body.get("definition", current.to_gnocchi()["definition"]),
-         "aggregation_methods": body.get("aggregation_methods",
-                                         list(current.aggregation_methods)),
-         "back_window": current.back_window}
-    )
+    body = body_as(ArchivePolicyPatch)
+    definition = ([item.pair() for item in body.definition] if body.definition is not None
+                  else [(i.granularity, i.points) for i in current.definition])
+    policy = _policy(name, definition, body.aggregation_methods or
+                     list(current.aggregation_methods), current.back_window)
     index = get_store().index
     if policy.step != current.step and rebuilds.metric_count(index, name):
         raise bad_param(
@@ -147,12 +184,12 @@ def patch_policy(name: str):
             f"the finest granularity ({current.step} s) is the step of the RRD files of "
             f"the metrics on {name!r} and cannot change while they exist",
         )
-    if rebuilds.change_policy(index, policy):
+    if index.change_policy(policy):
         retention.rebuild_in_background(get_settings())
     return jsonio.response(_shown(policy))
 
 
-def _shown(policy: ArchivePolicy) -> dict:
+def _shown(policy: ArchivePolicy) -> dict[str, Any]:
     """Gnocchi's shape, plus how many metric files still wait for a change's new layout."""
     out = policy.to_gnocchi()
     waiting = rebuilds.progress(get_store().index).get(policy.name)
@@ -162,7 +199,9 @@ def _shown(policy: ArchivePolicy) -> dict:
 
 
 @bp.delete("/archive_policy/<name>")
+@operation(status=204)
 def delete_policy(name: str):
+    """Delete a policy no metric or rule uses."""
     _load(name)
     try:
         get_store().index.delete_policy(name)
@@ -180,21 +219,18 @@ def _rule(row: dict[str, str]) -> dict[str, str]:
 
 
 @bp.get("/archive_policy_rule")
+@operation({"type": "array", "items": ShownArchivePolicyRule})
 def list_rules():
+    """Every archive policy rule."""
     return jsonio.response([_rule(r) for r in get_store().index.rules()])
 
 
 @bp.post("/archive_policy_rule")
+@operation(ShownArchivePolicyRule, status=201, body=ArchivePolicyRuleCreate)
 def create_rule():
-    body = jsonio.body()
-    if not isinstance(body, dict):
-        raise bad_param("body", "must be a JSON object")
-    unknown = set(body) - {"name", "metric_pattern", "archive_policy_name"}
-    if unknown:
-        raise bad_param(sorted(unknown)[0], "is not an archive policy rule field")
-    name = _name(body.get("name"))
-    pattern = _name(body.get("metric_pattern"), "metric_pattern").strip()
-    policy = _name(body.get("archive_policy_name"), "archive_policy_name")
+    """Create an archive policy rule."""
+    body = body_as(ArchivePolicyRuleCreate)
+    name, pattern, policy = body.name, body.metric_pattern.strip(), body.archive_policy_name
     index = get_store().index
     try:
         index.create_rule(name, pattern, policy)
@@ -210,19 +246,26 @@ def create_rule():
 
 
 @bp.get("/archive_policy_rule/<name>")
+@operation(ShownArchivePolicyRule)
 def show_rule(name: str):
+    """One archive policy rule."""
     try:
         return jsonio.response(_rule(get_store().index.rule(name)))
     except NotFound:
         raise not_found(f"Archive policy rule {name}") from None
 
 
+class ArchivePolicyRulePatch(Body):
+    """Gnocchi's only change to a rule: its name."""
+
+    name: Name
+
+
 @bp.patch("/archive_policy_rule/<name>")
+@operation(ShownArchivePolicyRule, body=ArchivePolicyRulePatch)
 def rename_rule(name: str):
-    body = jsonio.body()
-    if not isinstance(body, dict) or set(body) != {"name"}:
-        raise bad_param("body", "only the name of a rule can change: {\"name\": NEW}")
-    new_name = _name(body["name"])
+    """Rename an archive policy rule (what it matches stays)."""
+    new_name = body_as(ArchivePolicyRulePatch).name
     index = get_store().index
     try:
         index.rename_rule(name, new_name)
@@ -234,7 +277,9 @@ def rename_rule(name: str):
 
 
 @bp.delete("/archive_policy_rule/<name>")
+@operation(status=204)
 def delete_rule(name: str):
+    """Delete an archive policy rule."""
     try:
         get_store().index.delete_rule(name)
     except NotFound:

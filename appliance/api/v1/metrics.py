@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated, Any
 
 from flask import Blueprint, Flask, Response, current_app, request
+from pydantic import Field
 from werkzeug.datastructures import MultiDict
 
 from appliance import aggregation as operations
-from appliance.api import get_store, graphs, ingest, jsonio, memo_of, serialize, series, store_of
+from appliance.api import graphs, ingest, jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
+from appliance.api.ingest import WriteReport
+from appliance.api.openapi import UUID, Named, operation, query
 from appliance.api.params import (
+    AGGREGATIONS,
     arg,
+    body_as,
     bool_arg,
     parse_aggregation,
     parse_duration,
@@ -20,14 +26,52 @@ from appliance.api.params import (
     parse_timestamp,
     parse_uuid,
 )
+from appliance.api.serialize import ShownMetric
 from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.model import Metric
 from appliance.store import Store
+from appliance.validation import Body, Label, UUIDText
+from appliance.webcontext import get_store, memo_of, store_of
 
 bp = Blueprint("metrics", __name__)
 
 MAX_LIMIT = 1000
+
+
+class MetricCreate(Body):
+    """Gnocchi's metric body; a metric attached to a resource needs a name."""
+
+    name: Label | None = None
+    unit: Label | None = None
+    archive_policy_name: Label | None = None
+    resource_id: UUIDText | None = None
+
+
+class Measure(Body):
+    """One measure as written. The write path checks measures by hand (``ingest``): it is
+    the hot path, and this model is its documentation, not its validator."""
+
+    timestamp: str | float = Field(description="ISO 8601 or epoch seconds")
+    value: float
+
+
+#: A measures write (one metric's list).
+MeasureList = Named("MeasureList", Annotated[list[Measure], Field(max_length=1000)])
+#: Gnocchi's ``[timestamp, granularity, value]`` triples.
+MEASURES = Named("Measures", list[Annotated[list[Any], Field(min_length=3, max_length=3)]])
+TIMESTAMP = {"type": "string", "description": "ISO 8601, epoch seconds or -N unit (relative)"}
+TIME_RANGE = (query("start", TIMESTAMP), query("stop", TIMESTAMP))
+AGGREGATION = query("aggregation", {"type": "string", "enum": list(AGGREGATIONS)})
+#: The query parameters :func:`measures_of` reads.
+MEASURES_QUERY = (
+    *TIME_RANGE, AGGREGATION,
+    query("granularity", {"type": "string"}, "Seconds or a duration (60, 1m); in the policy"),
+    query("refresh", {"type": "boolean"}),
+    query("resample", {"type": "string"}, "Regroup one granularity into buckets this long"),
+)
+PAGING = (query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+          query("marker", UUID, "Last id of the previous page"))
 
 
 def load_metric(metric_id: str) -> Metric:
@@ -102,7 +146,7 @@ def measures_of(store: Store, metric: Metric, args: MultiDict[str, str]) -> list
     store.measures.flush(metric.id)  # one flush for every granularity read below
     out: list = []
     for gran in grans:
-        times, values = series.read(store, metric, aggregation, gran, start_ts, stop_ts)
+        times, values = store.read(metric, aggregation, gran, start_ts, stop_ts)
         if resample is not None:
             step = parse_duration("resample", resample)
             return _resampled(aggregation, gran, step, times, values)
@@ -128,21 +172,13 @@ def push_measures(metric: Metric) -> Response:
     return ingest.write([(metric, points)])
 
 
-def create_metric(body: dict, resource_id: str | None = None) -> Metric:
-    """Create a metric from Gnocchi's body (``name``, ``unit``, ``archive_policy_name``)."""
-    if not isinstance(body, dict):
-        raise bad_param("body", "must be a JSON object")
-    fields = {"name", "unit", "archive_policy_name", "resource_id"}
-    unknown = set(body) - fields
-    if unknown:
-        raise bad_param(sorted(unknown)[0], "is not a metric attribute")
-    for key in ("name", "unit", "archive_policy_name"):
-        value = body.get(key)
-        if value is not None and (not isinstance(value, str) or not value or len(value) > 255):
-            raise bad_param(key, "must be a non-empty string of at most 255 characters")
-    if resource_id is None and body.get("resource_id") is not None:
-        resource_id = parse_uuid("resource_id", str(body["resource_id"]))
-    if resource_id is not None and body.get("name") is None:
+def create_metric(body: Any, resource_id: str | None = None) -> Metric:
+    """Create a metric from Gnocchi's body (``name``, ``unit``, ``archive_policy_name``),
+    given as JSON data: a batch write and a resource's ``metrics`` call this too."""
+    spec = body_as(MetricCreate, body)
+    if resource_id is None:
+        resource_id = spec.resource_id
+    if resource_id is not None and spec.name is None:
         raise bad_param("name", "is required for a metric attached to a resource")
     store = get_store()
     if resource_id is not None:
@@ -152,8 +188,7 @@ def create_metric(body: dict, resource_id: str | None = None) -> Metric:
             raise bad_param("resource_id", f"resource {resource_id} does not exist") from None
     try:
         return store.index.create_metric(
-            body.get("name"), body.get("unit"), resource_id, body.get("archive_policy_name"),
-            creator=creator(),
+            spec.name, spec.unit, resource_id, spec.archive_policy_name, creator=creator(),
         )
     except NotFound as exc:
         raise bad_param("archive_policy_name", str(exc)) from None
@@ -173,13 +208,14 @@ def metric_body(m: Metric, with_resource: bool = False) -> dict:
 
 
 def delete_metric(m: Metric) -> None:
-    store = get_store()
-    store.index.delete_metric(m.id)
-    store.measures.delete(m.id)
+    get_store().delete_metric(m.id)
 
 
 @bp.get("/metric")
+@operation({"type": "array", "items": ShownMetric},
+           params=(*PAGING, query("name", {"type": "string"}), query("resource_id", UUID)))
 def list_metrics():
+    """Metrics, a page at a time (``Link: rel="next"``)."""
     store = get_store()
     limit = parse_int("limit", arg("limit"), MAX_LIMIT, 1, MAX_LIMIT)
     marker = arg("marker")
@@ -198,33 +234,50 @@ def list_metrics():
 
 
 @bp.post("/metric")
+@operation(ShownMetric, status=201, body=MetricCreate)
 def post_metric():
+    """Create a metric."""
     m = create_metric(jsonio.body())
     return jsonio.response(metric_body(m), 201, {"Location": f"/v1/metric/{m.id}"})
 
 
 @bp.get("/metric/<metric_id>")
+@operation(ShownMetric, path={"metric_id": UUID})
 def show_metric(metric_id: str):
+    """One metric, with its resource."""
     return jsonio.response(metric_body(load_metric(metric_id), with_resource=True))
 
 
 @bp.delete("/metric/<metric_id>")
+@operation(status=204, path={"metric_id": UUID})
 def remove_metric(metric_id: str):
+    """Delete a metric and its measures."""
     delete_metric(load_metric(metric_id))
     return Response(status=204)
 
 
 @bp.get("/metric/<metric_id>/measures")
+@operation(MEASURES, params=MEASURES_QUERY, path={"metric_id": UUID})
 def get_measures(metric_id: str):
+    """A metric's measures, coarsest granularity first."""
     return jsonio.response(read_measures(load_metric(metric_id)))
 
 
 @bp.post("/metric/<metric_id>/measures")
+@operation(WriteReport, status=202, body=MeasureList, path={"metric_id": UUID})
 def post_measures(metric_id: str):
+    """Write measures to a metric."""
     return push_measures(load_metric(metric_id))
 
 
 @bp.get("/metric/<metric_id>/graph.<fmt>")
+@operation(content={mime: {"schema": {"type": "string"}} for _, mime in graphs.FORMATS.values()},
+           path={"metric_id": UUID, "fmt": {"type": "string", "enum": list(graphs.FORMATS)}},
+           params=(*TIME_RANGE, AGGREGATION,
+                   query("width", {"type": "integer", "minimum": graphs.WIDTH[0],
+                                   "maximum": graphs.WIDTH[1]}),
+                   query("height", {"type": "integer", "minimum": graphs.HEIGHT[0],
+                                    "maximum": graphs.HEIGHT[1]})))
 def graph(metric_id: str, fmt: str):
     """The metric drawn by rrdtool: ``start``/``stop`` (default: the last day), ``width``,
     ``height`` and ``aggregation``, all validated and bounded."""
@@ -242,5 +295,8 @@ def graph(metric_id: str, fmt: str):
         raise bad_param("stop", "must be at least one second after start")
     width = parse_int("width", arg("width"), 800, *graphs.WIDTH)
     height = parse_int("height", arg("height"), 250, *graphs.HEIGHT)
-    image = graphs.render(get_store(), m, fmt, start, stop, width, height, aggregation)
-    return Response(image, mimetype=graphs.FORMATS[fmt][1])
+    drawn = graphs.render(get_store(), m, fmt, start, stop, width, height, aggregation)
+    response = Response(drawn.image, mimetype=graphs.FORMATS[fmt][1])
+    # The newest value drawn, as the status page's charts say it (X-Chart-Last).
+    response.headers["X-Graph-Last"] = "none" if drawn.last is None else repr(drawn.last)
+    return response

@@ -4,28 +4,102 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, request
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    WithJsonSchema,
+    model_validator,
+)
 
-from appliance.api import get_store, jsonio, serialize
+from appliance.api import jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
-from appliance.api.params import arg, bool_arg, parse_int, parse_timestamp, parse_uuid
+from appliance.api.ingest import WriteReport
+from appliance.api.openapi import Named, operation, query
+from appliance.api.params import arg, body_as, bool_arg, parse_int, parse_timestamp, parse_uuid
+from appliance.api.serialize import ShownMetric, ShownResource
 from appliance.api.v1 import metrics as metric_views
+from appliance.api.v1.metrics import MEASURES, MEASURES_QUERY, PAGING, MeasureList, MetricCreate
 from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.index.query import QueryError, compile_query, parse_filter
 from appliance.model import Metric, Resource, resource_id_for
+from appliance.validation import Body, Label, fail
+from appliance.webcontext import get_store
 
 bp = Blueprint("resources", __name__)
 
 MAX_LIMIT = 1000
-#: Fields every resource has; anything else in a body is a type attribute.
-FIXED_FIELDS = {"id", "user_id", "project_id", "started_at", "ended_at", "metrics"}
 #: Fields a PATCH may not change.
 IMMUTABLE_FIELDS = {"id", "type", "started_at", "user_id", "project_id", "original_resource_id",
                     "creator", "revision_start", "revision_end"}
+
+
+def _scalar(value: Any) -> Any:
+    if value is not None and not isinstance(value, str | int | float | bool):
+        raise fail("must be a string, number, boolean or null")
+    return value
+
+
+#: A type attribute's value (which attributes a type has is the index's to say).
+Attribute = Annotated[Any, BeforeValidator(_scalar), WithJsonSchema(
+    {"type": ["string", "number", "boolean", "null"]})]
+#: A resource's metrics by name: a new one's spec, or the id of an existing one to attach.
+Metrics = dict[str, MetricCreate | uuid.UUID]
+
+
+class ResourceCreate(Body):
+    """Gnocchi's resource body: fixed fields, new metrics by name, and the type's attributes
+    as further fields."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, Attribute]  # type: ignore[assignment]
+    id: Label
+    user_id: str | None = None
+    project_id: str | None = None
+    started_at: str | None = Field(None, description="ISO 8601")
+    ended_at: str | None = Field(None, description="ISO 8601")
+    metrics: Metrics | None = None
+
+
+class ResourcePatch(Body):
+    """Attributes to change, ``ended_at``, and the resource's metrics: given, they replace
+    its set (ids attached, specs created, the others detached but kept)."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, Attribute]  # type: ignore[assignment]
+    ended_at: str | None = Field(None, description="ISO 8601")
+    metrics: Metrics | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mutable_only(cls, data: Any) -> Any:
+        fixed = sorted(IMMUTABLE_FIELDS & set(data)) if isinstance(data, dict) else []
+        if fixed:
+            raise fail(f"{fixed[0]} cannot be changed")
+        return data
+
+
+class ShownResourceType(BaseModel):
+    name: str
+    attributes: dict[str, Any]
+    state: str
+
+
+#: Gnocchi's search: ``{op: {field: value}}``, ``{"and"|"or": [...]}``, ``{"not": q}``;
+#: :func:`compile_query` checks the rest.
+SearchQuery = Annotated[dict[str, Any], Field(max_length=1)]
+Query = Named("Query", SearchQuery)
+_QUERY = TypeAdapter(SearchQuery)
+_METRICS = TypeAdapter(Metrics)
+LISTING = (*PAGING, query("sort", {"type": "string"}, "KEY[:asc|desc], comma separated"),
+           query("details", {"type": "boolean"}), query("history", {"type": "boolean"}))
 
 
 def resolve_id(name: str, value: str) -> str:
@@ -104,44 +178,28 @@ def listing(type_: str, where: str = "", params: list | None = None) -> Response
     return response
 
 
-def _attributes(type_: str, body: dict) -> dict[str, Any]:
+def _attributes(type_: str, body: ResourceCreate | ResourcePatch) -> dict[str, Any]:
+    """The body's type attributes, each declared by the resource type."""
     declared = type_attributes(type_)
-    attrs = {k: v for k, v in body.items() if k not in FIXED_FIELDS}
-    for key, value in attrs.items():
+    attrs = dict(body.model_extra or {})
+    for key in attrs:
         if key not in declared:
             raise bad_param(key, f"is not an attribute of resource type {type_!r}")
-        if value is not None and not isinstance(value, str | int | float | bool):
-            raise bad_param(key, "must be a string, number, boolean or null")
     return attrs
 
 
-def _time_field(body: dict, key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise bad_param(key, "must be an ISO 8601 timestamp")
-    return parse_timestamp(key, value)
+def _time(key: str, value: str | None) -> float | None:
+    return None if value is None else parse_timestamp(key, value)
 
 
-def _add_metrics(resource_id: str, wanted: Any, replace: bool = False) -> list[Metric]:
+def _add_metrics(resource_id: str, wanted: dict[str, MetricCreate | uuid.UUID] | None,
+                 replace: bool = False) -> list[Metric]:
     """Gnocchi's ``metrics: {name: {archive_policy_name, unit} | metric_id}`` on create and
     patch: a spec creates a metric, an id attaches an existing one. With ``replace`` (a PATCH
     naming ``metrics``) the set replaces the resource's metrics, the others being detached,
     which is how ``gnocchi resource update --delete-metric`` works."""
-    if wanted is None:
-        return []
-    if not isinstance(wanted, dict):
-        raise bad_param("metrics", "must be an object {name: {archive_policy_name, unit}}")
-    attach, specs = {}, {}
-    for name, spec in wanted.items():
-        if isinstance(spec, str):
-            attach[name] = parse_uuid(f"metrics.{name}", spec)
-        elif isinstance(spec, dict):
-            specs[name] = spec
-        else:
-            raise bad_param(f"metrics.{name}",
-                            "must be a metric id or an object {archive_policy_name, unit}")
+    wanted = wanted or {}
+    attach = {name: str(spec) for name, spec in wanted.items() if isinstance(spec, uuid.UUID)}
     if attach or replace:
         try:
             get_store().index.set_resource_metrics(resource_id, attach, replace)
@@ -149,17 +207,22 @@ def _add_metrics(resource_id: str, wanted: Any, replace: bool = False) -> list[M
             raise bad_param("metrics", f"{exc} does not exist") from None
         except Conflict as exc:
             raise ApiError(409, str(exc)) from None
-    return [metric_views.create_metric({**spec, "name": name}, resource_id)
-            for name, spec in specs.items()]
+    return [metric_views.create_metric({**spec.model_dump(exclude_unset=True), "name": name},
+                                       resource_id)
+            for name, spec in wanted.items() if isinstance(spec, MetricCreate)]
 
 
 @bp.get("/resource_type")
+@operation({"type": "array", "items": ShownResourceType})
 def list_resource_types():
+    """Every resource type and its attributes."""
     return jsonio.response(get_store().index.resource_types())
 
 
 @bp.get("/resource_type/<name>")
+@operation(ShownResourceType)
 def show_resource_type(name: str):
+    """One resource type."""
     for t in get_store().index.resource_types():
         if t["name"] == name:
             return jsonio.response(t)
@@ -167,71 +230,81 @@ def show_resource_type(name: str):
 
 
 @bp.get("/resource/<type_>")
+@operation({"type": "array", "items": ShownResource}, params=LISTING)
 def list_resources(type_: str):
+    """Resources of a type, a page at a time (``Link: rel="next"``)."""
     return listing(type_)
 
 
 @bp.post("/resource/<type_>")
+@operation(ShownResource, status=201, body=ResourceCreate)
 def create_resource(type_: str):
-    body = jsonio.body()
-    if not isinstance(body, dict):
-        raise bad_param("body", "must be a JSON object")
-    if "id" not in body:
-        raise bad_param("id", "is required")
-    rid = resolve_id("id", body["id"])
+    """Create a resource (and metrics of it)."""
+    body = body_as(ResourceCreate)
+    rid = resolve_id("id", body.id)
     attrs = _attributes(type_, body)
-    for key in ("user_id", "project_id"):
-        if body.get(key) is not None and not isinstance(body[key], str):
-            raise bad_param(key, "must be a string")
-    started_at = _time_field(body, "started_at")
-    res = Resource(rid, type_, str(body["id"]), attrs, _time_field(body, "ended_at"))
+    started_at = _time("started_at", body.started_at)
+    res = Resource(rid, type_, body.id, attrs, _time("ended_at", body.ended_at))
     store = get_store()
     try:
-        store.index.create_resource(res, started_at, creator(), body.get("user_id"),
-                                    body.get("project_id"))
+        store.index.create_resource(res, started_at, creator(), body.user_id, body.project_id)
     except Conflict:
         raise ApiError(409, f"Resource {rid} already exists") from None
     try:
-        _add_metrics(rid, body.get("metrics"))
+        _add_metrics(rid, body.metrics)
     except ApiError:
-        store.index.delete_resource(rid)
+        store.delete_resource(rid)
         raise
     row = store.index.resource(rid)
     return jsonio.response(resource_body(row), 201, {"Location": f"/v1/resource/{type_}/{rid}"})
 
 
 @bp.get("/resource/<type_>/<resource_id>")
+@operation(ShownResource)
 def show_resource(type_: str, resource_id: str):
+    """One resource."""
     return jsonio.response(resource_body(load(type_, resource_id)))
 
 
 @bp.patch("/resource/<type_>/<resource_id>")
+@operation(ShownResource, body=ResourcePatch)
 def patch_resource(type_: str, resource_id: str):
+    """Change a resource's attributes or end, or add metrics to it."""
     row = load(type_, resource_id)
-    body = jsonio.body()
-    if not isinstance(body, dict):
-        raise bad_param("body", "must be a JSON object")
-    for key in body:
-        if key in IMMUTABLE_FIELDS:
-            raise bad_param(key, "cannot be changed")
+    body = body_as(ResourcePatch)
     attrs = {**json.loads(row["attributes"]), **_attributes(type_, body)}
-    ended_at = _time_field(body, "ended_at") if "ended_at" in body else row["ended_at"]
+    ended_at = (_time("ended_at", body.ended_at) if "ended_at" in body.model_fields_set
+                else row["ended_at"])
     store = get_store()
-    _add_metrics(row["id"], body.get("metrics"), replace="metrics" in body)
+    _add_metrics(row["id"], body.metrics, replace=body.metrics is not None)
     store.index.update_resource(row["id"], attrs, ended_at)
     return jsonio.response(resource_body(store.index.resource(row["id"])))
 
 
 @bp.delete("/resource/<type_>/<resource_id>")
+@operation(status=204)
 def delete_resource(type_: str, resource_id: str):
-    _delete(load(type_, resource_id)["id"])
+    """Delete a resource with its metrics."""
+    row = load(type_, resource_id)
+    get_store().delete_resource(row["id"])
     return Response(status=204)
 
 
+class Deleted(BaseModel):
+    """How many resources a batch delete removed."""
+
+    deleted: int
+
+
 @bp.delete("/resource/<type_>")
+@operation(Deleted, body=Query, body_required=False,
+           params=(query("filter", {"type": "string"}, "Gnocchi's filter string"),))
 def batch_delete_resources(type_: str):
-    """Gnocchi's batch delete: every resource a query matches (a query is required, so
-    nothing is deleted by omission); answers ``{"deleted": N}``."""
+    """Delete every resource a query matches, with its metrics.
+
+    Gnocchi's batch delete: a query is required (JSON body or ``filter``), so nothing is
+    deleted by omission; answers ``{"deleted": N}``.
+    """
     query = search_query()
     if not query:
         raise bad_param("query", "is required (a filter or a JSON query)")
@@ -241,19 +314,20 @@ def batch_delete_resources(type_: str):
                                        limit=MAX_LIMIT * 10 + 1)
     if len(rows) > MAX_LIMIT * 10:
         raise bad_param("query", f"matches more than {MAX_LIMIT * 10} resources")
+    store = get_store()
     for row in rows:
-        _delete(row["id"])
+        store.delete_resource(row["id"])
     return jsonio.response({"deleted": len(rows)})
 
 
-def _delete(resource_id: str) -> None:
-    store = get_store()
-    for metric_id in store.index.delete_resource(resource_id):
-        store.measures.delete(metric_id)
-
-
 @bp.get("/resource/<type_>/<resource_id>/history")
+@operation({"type": "array", "items": ShownResource}, params=(
+    query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+    query("marker", {"type": "integer", "minimum": 0}, "Last index of the previous page"),
+    query("details", {"type": "boolean"}),
+    query("sort", {"type": "string"})))
 def resource_history(type_: str, resource_id: str):
+    """A resource's attribute revisions, oldest first."""
     row = load(type_, resource_id)
     store = get_store()
     limit = parse_int("limit", arg("limit"), MAX_LIMIT, 1, MAX_LIMIT)
@@ -284,16 +358,20 @@ def named_metric(type_: str, resource_id: str, name: str):
 
 
 @bp.get("/resource/<type_>/<resource_id>/metric")
+@operation({"type": "array", "items": ShownMetric})
 def list_resource_metrics(type_: str, resource_id: str):
+    """A resource's metrics."""
     row = load(type_, resource_id)
     found = get_store().index.metrics(resource_id=row["id"])
     return jsonio.response([metric_views.metric_body(m) for m in found])
 
 
 @bp.post("/resource/<type_>/<resource_id>/metric")
+@operation({"type": "array", "items": ShownMetric}, body=Named("Metrics", Metrics))
 def add_resource_metrics(type_: str, resource_id: str):
+    """Add metrics to a resource, by name."""
     row = load(type_, resource_id)
-    created = _add_metrics(row["id"], jsonio.body())
+    created = _add_metrics(row["id"], body_as(_METRICS))
     # All the resource's metrics, as Gnocchi answers, the new ones first (gnocchiclient
     # shows the first as the metric it created).
     new = {m.id for m in created}
@@ -302,23 +380,27 @@ def add_resource_metrics(type_: str, resource_id: str):
 
 
 @bp.get("/resource/<type_>/<resource_id>/metric/<name>")
+@operation(ShownMetric)
 def show_resource_metric(type_: str, resource_id: str, name: str):
     m = named_metric(type_, resource_id, name)
     return jsonio.response(metric_views.metric_body(m, with_resource=True))
 
 
 @bp.delete("/resource/<type_>/<resource_id>/metric/<name>")
+@operation(status=204)
 def delete_resource_metric(type_: str, resource_id: str, name: str):
     metric_views.delete_metric(named_metric(type_, resource_id, name))
     return Response(status=204)
 
 
 @bp.get("/resource/<type_>/<resource_id>/metric/<name>/measures")
+@operation(MEASURES, params=MEASURES_QUERY)
 def get_resource_measures(type_: str, resource_id: str, name: str):
     return jsonio.response(metric_views.read_measures(named_metric(type_, resource_id, name)))
 
 
 @bp.post("/resource/<type_>/<resource_id>/metric/<name>/measures")
+@operation(WriteReport, status=202, body=MeasureList)
 def post_resource_measures(type_: str, resource_id: str, name: str):
     return metric_views.push_measures(named_metric(type_, resource_id, name))
 
@@ -334,10 +416,7 @@ def search_query() -> dict:
             return parse_filter(text)
         if not request.get_data():
             return {}
-        query = jsonio.body()
-        if not isinstance(query, dict):
-            raise bad_param("query", "must be a JSON object")
-        return query
+        return body_as(_QUERY, where="query")
     except QueryError as exc:
         raise bad_param("filter" if text is not None else "query", str(exc)) from None
 
@@ -350,6 +429,9 @@ def compiled(query: dict) -> tuple[str, list]:
 
 
 @bp.post("/search/resource/<type_>")
+@operation({"type": "array", "items": ShownResource}, body=Query, body_required=False,
+           params=(*LISTING, query("filter", {"type": "string"}, "Gnocchi's filter string")))
 def search_resources(type_: str):
+    """Resources of a type that match a query (JSON body or ``filter``)."""
     where, params = compiled(search_query())
     return listing(type_, where, params)

@@ -12,9 +12,16 @@ from appliance.pollsters.libvirt.pollster import LibvirtPollster
 
 if TYPE_CHECKING:
     from appliance.config import Settings
+    from appliance.pollsters.base import Pollster
 
 __all__ = ["LibvirtPollster", "build"]
 
 
-def build(settings: Settings) -> LibvirtPollster:
-    return LibvirtPollster(settings.pollsters.libvirt)
+def build(settings: Settings) -> Pollster:
+    """One hypervisor (``uri``), or each of ``uris`` as a target of its own."""
+    cfg = settings.pollsters.libvirt
+    if cfg.uris:
+        from appliance.pollsters.libvirt.several import SeveralHypervisors
+
+        return SeveralHypervisors(cfg)
+    return LibvirtPollster(cfg)

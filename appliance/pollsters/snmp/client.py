@@ -1,8 +1,11 @@
 """Talking to one SNMP agent: GET of scalars and multi-column GETBULK table walks.
 
-This module knows the protocol (pysnmp 7, asyncio) and nothing about meters. It turns
-pysnmp's typed values into plain Python (:class:`Cell`), counts request PDUs, and adapts
-max-repetitions when an agent answers ``tooBig`` or stops answering large requests.
+This module knows the protocol and nothing about meters. v2c requests go through the
+pollster's own codec and socket (:mod:`.v2c`, a quarter of pysnmp's CPU); v3 requests go
+through pysnmp 7 (:mod:`.v3`, loaded only once a v3 target appears). Both hand over plain
+Python values (:class:`Cell`). A
+:class:`Session` counts request PDUs and adapts max-repetitions when an agent answers
+``tooBig`` or stops answering large requests.
 
 Errors are raised as :class:`SnmpError` with a message that names the failure and never
 the community or the v3 keys (they can appear in nothing but the request itself).
@@ -11,82 +14,26 @@ the community or the v3 keys (they can appear in nothing but the request itself)
 from __future__ import annotations
 
 import asyncio
+import socket
 from dataclasses import dataclass
-from typing import Any, NamedTuple
-
-from pyasn1.type import univ
-from pysnmp.entity.rfc3413 import cmdgen
-from pysnmp.error import PySnmpError
-from pysnmp.hlapi.v3arch.asyncio import (
-    CommunityData,
-    ContextData,
-    SnmpEngine,
-    UdpTransportTarget,
-    UsmUserData,
-)
-from pysnmp.hlapi.v3arch.asyncio import auth as usm
-from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD
-from pysnmp.proto import errind, rfc1902
-from pysnmp.proto.error import StatusInformation
+from typing import Any
 
 from appliance.config import SnmpTarget
-from appliance.pollsters.snmp.converters import Raw
+from appliance.pollsters.snmp import v2c
+from appliance.pollsters.snmp.answers import (
+    Answer,
+    Requester,
+    SnmpError,
+    Timeout,
+    timeout_error,
+)
 from appliance.pollsters.snmp.definitions import Oid
+from appliance.pollsters.snmp.v2c import Cell
 
 # A broken agent that never leaves a table must not keep us walking until the deadline.
 MAX_PDUS_PER_WALK = 10_000
 # Varbinds per GET request: a few dozen scalars fit every agent's message size.
 GET_CHUNK = 32
-# pysnmp's high-level get_cmd/bulk_cmd resolve every request OID through its MIB view
-# (a sixth of a poll's CPU, for numeric OIDs that need no resolving): requests go to the
-# command generators directly, with the same local configuration the high-level API makes.
-_GET = cmdgen.GetCommandGenerator()
-_BULK = cmdgen.BulkCommandGeneratorSingleRun()
-_NULL = rfc1902.Null("")
-
-_AUTH = {
-    "none": usm.USM_AUTH_NONE,
-    "MD5": usm.USM_AUTH_HMAC96_MD5,
-    "SHA": usm.USM_AUTH_HMAC96_SHA,
-    "SHA224": usm.USM_AUTH_HMAC128_SHA224,
-    "SHA256": usm.USM_AUTH_HMAC192_SHA256,
-    "SHA384": usm.USM_AUTH_HMAC256_SHA384,
-    "SHA512": usm.USM_AUTH_HMAC384_SHA512,
-}
-_PRIV = {
-    "none": usm.USM_PRIV_NONE,
-    "DES": usm.USM_PRIV_CBC56_DES,
-    "AES": usm.USM_PRIV_CFB128_AES,
-    "AES128": usm.USM_PRIV_CFB128_AES,
-    "AES192": usm.USM_PRIV_CFB192_AES,
-    "AES256": usm.USM_PRIV_CFB256_AES,
-}
-_COUNTER_BITS = {rfc1902.Counter32: 32, rfc1902.Counter64: 64}
-# Reasons pysnmp gives for a v3 request the agent rejected; said plainly.
-_V3_HINTS = {
-    errind.UnknownUserName: "unknown v3 user",
-    errind.WrongDigest: "wrong v3 auth key or protocol (digest mismatch)",
-    errind.DecryptionError: "wrong v3 priv key or protocol (decryption failed)",
-    errind.UnsupportedSecurityLevel: "the agent does not allow this v3 security level",
-    errind.NotInTimeWindow: "v3 message outside the agent's time window",
-}
-
-
-class Cell(NamedTuple):
-    """One value from the agent: plain Python, plus the counter width (0: not a counter)."""
-
-    value: Raw
-    counter_bits: int
-
-
-class SnmpError(Exception):
-    """A failed request, described without secrets."""
-
-
-class Timeout(SnmpError):
-    """No answer within the target's timeout and retries."""
-
-
 @dataclass
 class Stats:
     """What a session did, for the target's health report."""
@@ -96,55 +43,75 @@ class Stats:
     answered: bool = False  # the agent answered at least one request of this poll
 
 
-def to_cell(value: Any) -> Cell | None:
-    """pysnmp value -> :class:`Cell`; ``None`` for noSuchObject/noSuchInstance/endOfMibView."""
-    bits = _COUNTER_BITS.get(type(value))
-    if bits is not None:
-        return Cell(int(value), bits)
-    if isinstance(value, univ.Null):  # noSuchObject, noSuchInstance, endOfMibView
-        return None  # (checked first: pyasn1's Null is an OctetString)
-    if isinstance(value, univ.Integer):  # Integer32, Gauge32, TimeTicks, Unsigned32
-        return Cell(int(value), 0)
-    if isinstance(value, rfc1902.IpAddress):
-        return Cell(".".join(str(b) for b in value.asOctets()), 0)
-    if isinstance(value, univ.OctetString):  # also Opaque
-        return Cell(value.asOctets(), 0)
-    if isinstance(value, univ.ObjectIdentifier):
-        return Cell(".".join(str(p) for p in value), 0)
-    return None  # a type no definition can use
+class V2cRequester:
+    """v2c requests through the pollster's shared :class:`v2c.Client`."""
+
+    def __init__(self, client: v2c.Client, address: tuple[str, int], target: SnmpTarget):
+        self._client = client
+        self._address = address
+        self._target = target
+        self._community = target.community.get_secret_value().encode()
+
+    async def __call__(self, repetitions: int | None, oids: list[Oid]) -> Answer:
+        pdu = v2c.GET if repetitions is None else v2c.GETBULK
+        target = self._target
+        try:
+            response = await self._client.request(
+                self._address,
+                self._community,
+                pdu,
+                oids,
+                repetitions or 0,
+                target.timeout,
+                target.retries,
+            )
+        except v2c.RequestTimeout:
+            raise timeout_error(target) from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise SnmpError(f"cannot send a request: {reason}") from None
+        return Answer(response.error_status, response.error_index, response.varbinds)
 
 
-def auth_data(target: SnmpTarget) -> CommunityData | UsmUserData:
-    """pysnmp credentials for a target (secrets leave their ``SecretStr`` only here and in
-    the pollster's engine key)."""
-    if target.version == "2c":
-        return CommunityData(target.community.get_secret_value(), mpModel=1)
-    return UsmUserData(
-        target.user,
-        authKey=target.auth_key.get_secret_value() if target.auth_key else None,
-        privKey=target.priv_key.get_secret_value() if target.priv_key else None,
-        authProtocol=_AUTH[target.auth_protocol],
-        privProtocol=_PRIV[target.priv_protocol],
-    )
+class Connections:
+    """The ways out to agents, kept for a pollster's (or a sweep's) lifetime: one UDP socket
+    for every v2c target, and :class:`v3.Engines` for v3 targets."""
+
+    def __init__(self) -> None:
+        self._v2c = v2c.Client()
+        self._v3: Any = None  # v3.Engines, once a v3 target appears (pysnmp loads then)
+
+    async def open(self) -> None:
+        """Bind the v2c socket (before requests run concurrently)."""
+        await self._v2c.open()
+
+    async def requester(self, target: SnmpTarget) -> Requester:
+        """A requester for ``target``, its address resolved now (once)."""
+        if target.version == "3":
+            if self._v3 is None:
+                from appliance.pollsters.snmp.v3 import Engines
+
+                self._v3 = Engines()
+            return await self._v3.requester(target)
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(
+                target.host, target.port, family=socket.AF_INET, type=socket.SOCK_DGRAM
+            )
+        except OSError:
+            raise SnmpError(f"cannot resolve {target.host}:{target.port}") from None
+        return V2cRequester(self._v2c, found[0][4][:2], target)
+
+    def close(self) -> None:
+        if self._v3 is not None:
+            self._v3.close()
+        self._v2c.close()
 
 
 class Session:
     """Requests to one target within one poll; ``max_repetitions`` may shrink on the way."""
 
-    def __init__(
-        self,
-        engine: SnmpEngine,
-        target: SnmpTarget,
-        transport: UdpTransportTarget,
-        auth: CommunityData | UsmUserData,
-        max_repetitions: int,
-    ):
-        self._engine = engine
-        self._target = target
-        self._transport = transport
-        self._auth = auth
-        self._context = ContextData(contextName=target.context)
-        self._target_name: str | None = None  # pysnmp's name for the configured target
+    def __init__(self, send: Requester, max_repetitions: int):
+        self._send = send
         self.max_repetitions = max_repetitions
         self.stats = Stats()
 
@@ -152,10 +119,9 @@ class Session:
         """GET scalars (instance OIDs); absent ones are missing from the result."""
         out: dict[Oid, Cell] = {}
         for start in range(0, len(oids), GET_CHUNK):
-            for name, value in await self._request(None, oids[start : start + GET_CHUNK]):
-                cell = to_cell(value)
+            for oid, cell in await self._request(None, oids[start : start + GET_CHUNK]):
                 if cell is not None:
-                    out[tuple(name)] = cell
+                    out[oid] = cell
         return out
 
     async def walk(
@@ -186,12 +152,10 @@ class Session:
                 raise SnmpError(f"walk of {_dotted(asked[0])} exceeded {MAX_PDUS_PER_WALK} PDUs")
             done: set[Oid] = set()
             width = len(asked)
-            for i, (name, value) in enumerate(varbinds):
+            for i, (oid, cell) in enumerate(varbinds):
                 column = asked[i % width]
                 if column in done:
                     continue
-                oid = tuple(name)
-                cell = to_cell(value)
                 if cell is None or oid[: len(column)] != column:
                     done.add(column)
                     continue
@@ -204,7 +168,7 @@ class Session:
                 del cursor[column]
         return rows
 
-    async def _bulk(self, start: list[Oid], limit: int | None) -> list[tuple[Any, Any]]:
+    async def _bulk(self, start: list[Oid], limit: int | None) -> list[tuple[Oid, Cell | None]]:
         """One GETBULK of at most ``limit`` repetitions; on tooBig or a timeout after the
         agent has answered, halve max-repetitions and retry (the pollster keeps the value
         that worked)."""
@@ -218,61 +182,27 @@ class Session:
                 self.max_repetitions = max(1, self.max_repetitions // 2)
                 self.stats.backoffs += 1
 
-    async def _request(self, repetitions: int | None, oids: list[Oid]) -> list[tuple[Any, Any]]:
+    async def _request(
+        self, repetitions: int | None, oids: list[Oid]
+    ) -> list[tuple[Oid, Cell | None]]:
         """One request PDU: a GET, or a GETBULK with ``repetitions``; its varbinds back."""
         self.stats.pdus += 1
-        context = self._context.contextName
-        if self._target_name is None:
-            self._target_name, _ = LCD.configure(self._engine, self._auth, self._transport, context)
-        future: asyncio.Future[tuple[Any, Any, Any, Any]] = (
-            asyncio.get_running_loop().create_future()
-        )
-
-        def done(
-            _e: Any, _h: Any, indication: Any, status: Any, index: Any, vbs: Any, _c: Any
-        ) -> None:
-            if not future.done():  # a poll cut off at its deadline cancelled it
-                future.set_result((indication, status, index, vbs))
-
-        varbinds = [(oid, _NULL) for oid in oids]
-        try:
-            if repetitions is None:
-                _GET.send_varbinds(self._engine, self._target_name, None, context, varbinds, done)
-            else:
-                _BULK.send_varbinds(
-                    self._engine, self._target_name, None, context, 0, repetitions, varbinds, done
-                )
-        except StatusInformation as exc:
-            raise _describe(exc.get("errorIndication"), self._target) from None
-        except PySnmpError as exc:
-            raise SnmpError(f"cannot send a request: {type(exc).__name__}") from None
-        indication, status, index, varbinds = await future
-        if indication:
-            raise _describe(indication, self._target)
-        if status:
-            if str(status) == "tooBig":
-                raise _TooBig("agent answered tooBig")
-            raise SnmpError(f"agent answered {status} at varbind {index}")
+        answer = await self._send(repetitions, oids)
+        if answer.status == v2c.TOO_BIG:
+            raise _TooBig("agent answered tooBig")
+        if answer.status:
+            name = (
+                v2c.ERROR_NAMES[answer.status]
+                if answer.status < len(v2c.ERROR_NAMES)
+                else f"error-status {answer.status}"
+            )
+            raise SnmpError(f"agent answered {name} at varbind {answer.index}")
         self.stats.answered = True
-        return list(varbinds)
+        return answer.varbinds
 
 
 class _TooBig(SnmpError):
     """The response would not fit the agent's message size."""
-
-
-def _describe(indication: Any, target: SnmpTarget) -> SnmpError:
-    """A clear, secret-free error for a pysnmp error indication."""
-    if isinstance(indication, errind.RequestTimedOut):
-        who = "community" if target.version == "2c" else "v3 credentials"
-        return Timeout(
-            f"no response from {target.host}:{target.port} within {target.timeout:g}s "
-            f"x {target.retries + 1} tries (agent down, port closed, or wrong {who})"
-        )
-    for kind, hint in _V3_HINTS.items():
-        if isinstance(indication, kind):
-            return SnmpError(hint)
-    return SnmpError(f"SNMP error: {type(indication).__name__}")
 
 
 def _dotted(oid: Oid) -> str:

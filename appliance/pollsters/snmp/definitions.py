@@ -2,9 +2,10 @@
 
 A definition file is one *group* (``if-mib``, ``ucd-snmp``, ...). It says which device kinds
 it applies to, what the device itself carries (scalar OIDs: attributes and meters of the
-``snmp_device`` resource) and which tables it reads (one resource per row). Every OID is
-numeric: nothing is compiled from MIBs at run time. Values go through a named converter and
-a numeric scale, never through ``eval``.
+``snmp_device`` resource) and which tables it reads (one resource per row). An OID is
+numeric or a MIB name (``IF-MIB::ifHCInOctets``) looked up in tables compiled ahead of time
+(:mod:`.mibnames`); an unknown name fails the file. Values go through a named converter
+and a numeric scale, never through ``eval``.
 
 The engine never reads YAML; it sees :class:`Group` objects only.
 """
@@ -23,12 +24,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from appliance.model import Kind
 from appliance.pollsters.snmp.converters import CONVERTERS
+from appliance.pollsters.snmp.mibnames import MibNames, shipped
 
 SHIPPED_DIR = Path(__file__).with_name("meters")
 _OID = re.compile(r"^[0-9]+(\.[0-9]+)+$")
@@ -40,7 +43,7 @@ def parse_oid(text: str) -> Oid:
     """``"1.3.6.1"`` -> ``(1, 3, 6, 1)`` (the form the engine compares and slices)."""
     text = text.strip().lstrip(".")
     if not _OID.match(text):
-        raise ValueError(f"{text!r} is not a numeric OID (MIB names are not resolved here)")
+        raise ValueError(f"{text!r} is not a numeric OID")
     return tuple(int(p) for p in text.split("."))
 
 
@@ -63,8 +66,9 @@ class Source(_Model):
 
     @field_validator("oid", mode="before")
     @classmethod
-    def _numeric(cls, v: Any) -> Oid:
-        return parse_oid(str(v))
+    def _resolve(cls, v: Any, info: ValidationInfo) -> Oid:
+        mibs = (info.context or {}).get("mibs") or shipped()
+        return mibs.resolve(str(v))
 
 
 def _known_converter(name: str) -> str:
@@ -224,6 +228,15 @@ class GroupFile(_Model):
     devices: DeviceMatch | None = None
     device: DeviceSpec = DeviceSpec()
     tables: list[TableSpec] = []
+    # Notifications (MIB names or OIDs) the trap receiver turns into events, besides
+    # linkDown, linkUp, coldStart and warmStart.
+    traps: list[Oid] = []
+
+    @field_validator("traps", mode="before")
+    @classmethod
+    def _resolve_traps(cls, v: Any, info: ValidationInfo) -> list[Oid]:
+        mibs = (info.context or {}).get("mibs") or shipped()
+        return [mibs.resolve(str(item)) for item in (v if isinstance(v, list) else [v])]
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,11 +253,12 @@ class Group:
         return self.spec.devices is None or self.spec.devices.matches(sys_object_id, sys_descr)
 
 
-def load_file(path: Path) -> Group:
-    """Parse and validate one definition file."""
+def load_file(path: Path, mibs: MibNames | None = None) -> Group:
+    """Parse and validate one definition file; names resolve through ``mibs`` (default:
+    the shipped tables)."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Group(GroupFile.model_validate(data))
+        return Group(GroupFile.model_validate(data, context={"mibs": mibs}))
     except OSError as exc:
         raise DefinitionError(f"{path}: cannot read: {exc.strerror}") from None
     except yaml.YAMLError as exc:
@@ -257,7 +271,7 @@ def load_file(path: Path) -> Group:
         raise DefinitionError(f"{path}: {problems}") from None
 
 
-def load_groups(extra_dir: Path | None = None) -> dict[str, Group]:
+def load_groups(extra_dir: Path | None = None, mibs: MibNames | None = None) -> dict[str, Group]:
     """The shipped groups, then those of ``extra_dir``; a site's group replaces a shipped one
     of the same name (that is how a site changes a shipped definition without forking it)."""
     groups: dict[str, Group] = {}
@@ -266,7 +280,7 @@ def load_groups(extra_dir: Path | None = None) -> dict[str, Group]:
         if not directory.is_dir():
             raise DefinitionError(f"{directory}: not a directory of meter definitions")
         for path in sorted(directory.glob("*.yaml")):
-            group = load_file(path)
+            group = load_file(path, mibs)
             groups[group.name] = group
     return groups
 

@@ -6,15 +6,19 @@ RRA's ring of doubles (unknown = NaN), so one ``pread`` of the header and one or
 wanted rows give the values with no per-row Python. Layout (rrd_format.h, x86-64, versions
 0003/0004): stat_head (128 bytes), ds_def (120 per DS), rra_def (120 per RRA), live_head
 (16), pdp_prep (112 per DS), cdp_prep (80 per RRA x DS), rra_ptr (8 per RRA), then data.
-tests/test_api_rrdread.py checks the result against ``rrdtool.fetch``.
+tests/test_storage_rrdread.py checks the result against ``rrdtool.fetch``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 
 import numpy as np
+import rrdtool
+
+from appliance.storage.rrdfile import last_update
 
 _HEAD_READ = 16384
 FLOAT_COOKIE = 8.642135e130
@@ -86,3 +90,33 @@ def _window(
     values = np.frombuffer(b"".join(chunks), dtype="<f8")[::ds_cnt].astype(float)
     times = first + step * np.arange(count, dtype=float)
     return times, values
+
+
+def librrd_fetch(
+    path: str, cf: str, granularity: int, points: int, start: float | None, stop: float | None
+) -> list[tuple[int, float]]:
+    """Known ``(bucket start, value)`` by ``rrdtool.fetch``, for a file layout :func:`read`
+    does not know (an archive of ``points`` rows). It locks the file, as librrd's readers do."""
+    last = last_update(path) // 1_000_000
+    end = last if stop is None else min(stop, last + granularity)
+    earliest = (last // granularity) * granularity - (points - 1) * granularity
+    begin = earliest if start is None else max(start, earliest)
+    begin = int(begin // granularity) * granularity - granularity
+    end = int(math.ceil(end / granularity)) * granularity
+    if end <= begin:
+        return []
+    (f_start, _f_end, step), _names, rows = rrdtool.fetch(
+        path, cf, "-r", str(granularity), "-s", str(begin), "-e", str(end),
+    )
+    if step != granularity:
+        return []
+    lo = start if start is not None else -math.inf
+    hi = stop if stop is not None else math.inf
+    out = []
+    for i, (value,) in enumerate(rows):
+        if value is None:
+            continue
+        ts = f_start + i * step
+        if ts + step > lo and ts < hi:
+            out.append((ts, value))
+    return out

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import rrdtool
 
-from appliance.api import rrdread
-from appliance.storage.policy import BUILTIN_POLICIES
+from appliance.storage import rrdread
+from appliance.storage.policy import BUILTIN_POLICIES, rras
 
 T0 = 1_700_000_000 // 3600 * 3600
 
@@ -20,7 +20,7 @@ def rrd(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("rrd") / "m.rrd")
     policy = BUILTIN_POLICIES["high"]
     rrdtool.create(path, "--start", str(T0 - 1), "--step", "1", "DS:v:GAUGE:600:U:U",
-                   *policy.rras())
+                   *rras(policy))
     stamps = [t for t in range(T0, T0 + 5 * 3600, 7) if not 4000 < t - T0 < 4600]
     for i in range(0, len(stamps), 500):
         rrdtool.update(path, *[f"{t}:{math.sin(t / 300) * 50}" for t in stamps[i:i + 500]])

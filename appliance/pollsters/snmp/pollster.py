@@ -15,20 +15,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-from pysnmp.error import PySnmpError
-from pysnmp.hlapi.v3arch.asyncio import SnmpEngine, UdpTransportTarget
 
 from appliance.config import SnmpSettings, SnmpTarget
 from appliance.model import PollResult, Resource, TargetReport
 from appliance.pollsters.base import Pollster
-from appliance.pollsters.snmp.client import Session, SnmpError, auth_data
+from appliance.pollsters.snmp.client import (
+    Connections,
+    Requester,
+    Session,
+    SnmpError,
+)
 from appliance.pollsters.snmp.converters import text
 from appliance.pollsters.snmp.counters import CounterTracker
-from appliance.pollsters.snmp.definitions import Group, Oid, candidates_for, select
+from appliance.pollsters.snmp.definitions import (
+    DefinitionError,
+    Group,
+    Oid,
+    candidates_for,
+    select,
+)
 from appliance.pollsters.snmp.metering import DEVICE_TYPE, Reading, measure
 from appliance.pollsters.snmp.walkplan import (
     SYS_DESCR,
@@ -58,30 +66,63 @@ class _TargetState:
     attributes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by resource id
     polls: int = 0
     last_started: float | None = None  # monotonic; for targets with their own interval
-    transport: UdpTransportTarget | None = None
+    send: Requester | None = None  # its address resolved once
     session: Session | None = None  # the current poll's, for its figures after a failure
 
 
 class SnmpPollster(Pollster):
-    """Reads the configured SNMP targets with one asyncio loop, kept for its lifetime, and
-    its SNMP engines (one for all v2c targets, one per v3 credential set)."""
+    """Reads the configured SNMP targets with one asyncio loop, kept for its lifetime, one
+    UDP socket for all v2c targets and pysnmp engines for v3 (one per credential set)."""
 
     source = SOURCE
 
-    def __init__(self, settings: SnmpSettings, groups: dict[str, Group]):
+    def __init__(
+        self,
+        settings: SnmpSettings,
+        groups: dict[str, Group],
+    ):
         self._settings = settings
         self._groups = groups
-        self._targets = {t.name: t for t in settings.targets}
+        self._configured = {t.name: t for t in settings.targets}
+        self._targets = dict(self._configured)
         for target in settings.targets:
             candidates_for(groups, target.groups)  # an unknown group name fails at start
         self._state = {
             t.name: _TargetState(max_repetitions=t.max_repetitions) for t in settings.targets
         }
+        self._runtime: Callable[[], list[SnmpTarget]] | None = None
         self._loop = asyncio.new_event_loop()
-        self._engines: dict[tuple[str, ...], SnmpEngine] = {}
+        self._connections = Connections()
+
+    def use_runtime_targets(self, source: Callable[[], list[SnmpTarget]]) -> None:
+        """Poll the targets ``source`` returns too (the index's runtime targets, see
+        :mod:`appliance.snmp_programs`), asked once per cycle."""
+        self._runtime = source
 
     def targets(self) -> Sequence[str]:
+        """The configured targets plus the runtime ones there are now (read once per
+        cycle, so discovery and the API add and remove targets without a restart)."""
+        if self._runtime is not None:
+            self._refresh(self._runtime())
         return list(self._targets)
+
+    def _refresh(self, runtime: list[SnmpTarget]) -> None:
+        targets = dict(self._configured)
+        for target in runtime:
+            if target.name in targets:
+                continue  # a configured target of the same name wins
+            try:
+                candidates_for(self._groups, target.groups)
+            except DefinitionError as exc:
+                log.warning("runtime snmp target %s skipped: %s", target.name, exc)
+                continue
+            targets[target.name] = target
+        for name, target in targets.items():
+            if name not in self._state or self._targets.get(name) != target:
+                self._state[name] = _TargetState(max_repetitions=target.max_repetitions)
+        for name in set(self._state) - set(targets):
+            del self._state[name]
+        self._targets = targets
 
     def poll(self, targets: Sequence[str], deadline: float) -> PollResult:
         """Poll the targets that are due (see :meth:`_due`) and report each of them."""
@@ -110,37 +151,18 @@ class SnmpPollster(Pollster):
         # the process is on its way out.
         if self._loop.is_closed() or self._loop.is_running():
             return
-        for engine in self._engines.values():
-            engine.close_dispatcher()
+        self._connections.close()
         pending = asyncio.all_tasks(self._loop)
         for task in pending:
             task.cancel()
-        self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        self._loop.run_until_complete(asyncio.sleep(0))  # the socket's close callback
         self._loop.close()
-
-    def _engine_for(self, target: SnmpTarget) -> SnmpEngine:
-        """One SNMP engine for every v2c target and one per distinct v3 credential set.
-
-        pysnmp keeps v3 users in its engine keyed by user name: two targets with the same
-        user name but other keys (or a wrong key) must not overwrite each other's entry.
-        The key tuple holds secrets and lives only in this dict.
-        """
-        key: tuple[str, ...] = ()
-        if target.version == "3":
-            key = (
-                target.user or "",
-                target.auth_protocol,
-                target.auth_key.get_secret_value() if target.auth_key else "",
-                target.priv_protocol,
-                target.priv_key.get_secret_value() if target.priv_key else "",
-            )
-        engine = self._engines.get(key)
-        if engine is None:
-            engine = self._engines[key] = SnmpEngine()
-        return engine
 
     async def _poll_all(self, targets: Sequence[str], deadline: float) -> PollResult:
         bound = asyncio.Semaphore(self._settings.concurrency)
+        await self._connections.open()
         result = PollResult()
         for part in await asyncio.gather(*(self._poll_one(n, deadline, bound) for n in targets)):
             result.extend(part)
@@ -180,21 +202,10 @@ class SnmpPollster(Pollster):
         return _failed(name, started_at, time.monotonic() - t0, error, detail)
 
     async def _session(self, target: SnmpTarget, state: _TargetState) -> Session:
-        """This poll's session; the transport (its address resolved once) is kept."""
-        if state.transport is None:
-            try:
-                state.transport = await UdpTransportTarget.create(
-                    (target.host, target.port), timeout=target.timeout, retries=target.retries
-                )
-            except PySnmpError:
-                raise SnmpError(f"cannot resolve {target.host}:{target.port}") from None
-        return Session(
-            self._engine_for(target),
-            target,
-            state.transport,
-            auth_data(target),
-            state.max_repetitions,
-        )
+        """This poll's session; the way to the target (its address resolved once) is kept."""
+        if state.send is None:
+            state.send = await self._connections.requester(target)
+        return Session(state.send, state.max_repetitions)
 
     async def _read(self, target: SnmpTarget, state: _TargetState) -> PollResult:
         session = state.session = await self._session(target, state)

@@ -1,0 +1,36 @@
+"""Run a supervised program so that it ends when supervisord does.
+
+supervisord stops its children when it is stopped, but a ``kill -9`` of supervisord (or its
+crash) leaves them running: the next ``appliance run`` then meets an rrdcached that holds the
+socket and a gunicorn that holds the port. Every program is therefore started as
+``python -m appliance.lifeline PROGRAM ARGS...``: this asks the kernel to send SIGTERM when
+the parent dies (``PR_SET_PDEATHSIG``, kept across ``execve``) and execs the program, which
+costs no memory of its own. gunicorn's workers already exit when their master goes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        sys.exit("usage: python -m appliance.lifeline PROGRAM [ARGS...]")
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        # A seccomp filter may refuse it; under systemd the unit's cgroup is the lifeline.
+        print(f"lifeline: prctl failed ({os.strerror(ctypes.get_errno())}); starting "
+              f"{argv[0]} without it", file=sys.stderr)
+    elif os.getppid() != parent:  # the parent died before the request took effect
+        sys.exit(0)
+    os.execvp(argv[0], argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

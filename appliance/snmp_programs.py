@@ -1,0 +1,153 @@
+"""The SNMP programs beside the pollster, which write to the index (so they are not
+pollsters): the trap receiver (``snmp-traps``) and the discovery loop (``snmp-discovery``),
+plus the SNMP agent's view of the runtime targets.
+
+The reading halves stay in :mod:`appliance.pollsters.snmp`: :class:`~.traps.TrapReceiver`
+turns traps into events and :func:`~.discovery.sweep` finds agents; here their results are
+recorded, as the agent records a poll's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from appliance.config import Settings, SnmpDiscoverySettings, SnmpTarget
+from appliance.index import Index, snmp_targets
+from appliance.index import events as index_events
+from appliance.model import Event, TargetReport
+from appliance.pollsters.snmp.definitions import load_groups
+from appliance.pollsters.snmp.discovery import Sweep, sweep
+from appliance.pollsters.snmp.mibnames import MibNames
+from appliance.pollsters.snmp.pollster import SnmpPollster
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeTargets:
+    """The runtime targets for the SNMP agent, read once per cycle; the index is opened
+    when it first exists (a fresh data dir has none until the store starts)."""
+
+    def __init__(self, index_path: Path):
+        self._path = index_path
+        self._index: Index | None = None
+
+    def current(self) -> list[SnmpTarget]:
+        if self._index is None:
+            if not self._path.exists():
+                return []
+            self._index = Index(self._path)
+        return [target for target, _ in snmp_targets.load(self._index)]
+
+    def close(self) -> None:
+        if self._index is not None:
+            self._index.close()
+
+
+def attach_runtime_targets(pollster: SnmpPollster, settings: Settings) -> RuntimeTargets:
+    """Make ``pollster`` poll the index's runtime targets too, from its next cycle on."""
+    runtime = RuntimeTargets(settings.index_path)
+    pollster.use_runtime_targets(runtime.current)
+    return runtime
+
+
+# --- traps --------------------------------------------------------------------------------
+
+HEALTH_EVERY = 30.0  # seconds between health reports when no trap comes
+
+
+def receive_traps(settings: Settings) -> None:
+    """The ``snmp-traps`` program: receive until SIGTERM, writing each event to the index
+    and the receiver's counters as its health report."""
+    from appliance.pollsters.snmp.traps import SOURCE, TrapReceiver
+
+    snmp = settings.pollsters.snmp
+    mibs = MibNames.load(snmp.mibs_dir)
+    settings.index_path.parent.mkdir(parents=True, exist_ok=True)
+    index = Index(settings.index_path)
+    started = time.time()
+
+    def report() -> None:
+        detail = vars(receiver.counters) | {"rejected_credentials": receiver.rejected_credentials()}
+        index.record_reports(
+            [TargetReport(SOURCE, "receiver", started, 0.0, receiver.counters.events, None,
+                          detail)]
+        )
+
+    def emit(events: list[Event]) -> None:
+        index_events.record(index, events)
+        report()
+
+    def runtime() -> list[SnmpTarget]:
+        return [target for target, _ in snmp_targets.load(index)]
+
+    receiver = TrapReceiver(snmp, load_groups(snmp.definitions_dir, mibs), mibs, emit)
+
+    async def main() -> None:
+        done = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, done.set)
+        host, port = await receiver.start(runtime())
+        log.info("snmp traps: listening on %s:%d", host, port)
+        try:
+            while not done.is_set():
+                receiver.update(runtime())
+                index_events.prune(index, time.time() - snmp.traps.keep_days * 86400)
+                report()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(done.wait(), HEALTH_EVERY)
+        finally:
+            receiver.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        index.close()
+
+
+# --- discovery ----------------------------------------------------------------------------
+
+
+def sweep_once(settings: Settings, cfg: SnmpDiscoverySettings) -> Sweep:
+    snmp = settings.pollsters.snmp
+    groups = load_groups(snmp.definitions_dir, MibNames.load(snmp.mibs_dir))
+    return asyncio.run(sweep(cfg, cfg.networks, groups))
+
+
+def record(settings: Settings, result: Sweep) -> list[str]:
+    """Add what answered as runtime targets in the data dir's index."""
+    settings.index_path.parent.mkdir(parents=True, exist_ok=True)
+    index = Index(settings.index_path)
+    found = [
+        (f.target, {"sys_object_id": f.sys_object_id, "sys_descr": f.sys_descr,
+                    "sys_name": f.sys_name})
+        for f in result.found
+    ]
+    try:
+        return snmp_targets.record_found(index, found, settings.pollsters.snmp.targets)
+    finally:
+        index.close()
+
+
+def discover_forever(settings: Settings, cfg: SnmpDiscoverySettings) -> None:
+    """Sweep every ``cfg.interval`` seconds until SIGTERM; a failed sweep waits for the next."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop.set())
+    while not stop.is_set():
+        try:
+            result = sweep_once(settings, cfg)
+            added = record(settings, result)
+        except Exception:  # the index may be restarting: try at the next interval
+            log.exception("snmp discovery sweep failed")
+        else:
+            log.info("snmp discovery: %d answered of %d probed in %.1fs, %d new targets%s",
+                     len(result.found), result.probed, result.seconds, len(added),
+                     f" ({', '.join(added)})" if added else "")
+        stop.wait(cfg.interval)
