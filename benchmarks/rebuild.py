@@ -23,7 +23,6 @@ import rrdtool
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance import config  # noqa: E402
-from appliance.index import rebuilds  # noqa: E402
 from appliance.retention import rebuild_pending  # noqa: E402
 from appliance.storage.daemon import rrdcached_process  # noqa: E402
 from appliance.storage.policy import make_policy  # noqa: E402
@@ -63,7 +62,7 @@ def main() -> None:
             raw_s = time.perf_counter() - t
             os.sync()
             t = time.perf_counter()
-            queued = rebuilds.change_policy(store.index, wider)
+            queued = store.index.change_policy(wider)
             done = rebuild_pending(store)
             store_s = time.perf_counter() - t
             assert queued == done == n, (queued, done)

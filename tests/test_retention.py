@@ -58,7 +58,7 @@ def test_widening_a_policy_keeps_every_point_and_adds_the_new_ones(store):
     assert len(before) == 7 * 1440
 
     wider = make_policy("weekly", [(60, 14 * 1440), (3600, 365 * 24)], ["mean", "max"])
-    assert rebuilds.change_policy(store.index, wider) == 1
+    assert store.index.change_policy(wider) == 1
     assert rebuilds.progress(store.index) == {"weekly": 1}
     assert rebuild_pending(store) == 1
     assert rebuilds.progress(store.index) == {}
@@ -86,16 +86,14 @@ def test_widening_a_policy_keeps_every_point_and_adds_the_new_ones(store):
 
 def test_writes_and_reads_during_a_rebuild_lose_nothing(store, settings):
     metrics, end = week_of_minutes(store, "busy", metrics=60)
-    rebuilds.change_policy(store.index, make_policy("busy", [(60, 8 * 1440)], ["mean"]))
+    store.index.change_policy(make_policy("busy", [(60, 8 * 1440)], ["mean"]))
     stop = threading.Event()
     written: dict[str, list[tuple[int, float]]] = {m.id: [] for m in metrics}
 
     errors: list[BaseException] = []
 
-    # Another process's store would do the same: its own rrdcached connection. It learns
-    # each file's last update (rrdtool.last, which locks the file) before the rebuild: a
-    # first open that meets rrdcached writing the same file fails with "could not lock
-    # RRD" whether or not a rebuild runs (Measures._open, reported separately).
+    # Another process's store would do the same: its own rrdcached connection, which has
+    # written each file once before the rebuild starts.
     other = Store(settings, seed=False)
     t = end + 60
     for m in metrics:
@@ -148,7 +146,7 @@ rebuild_pending(store)
 def test_a_rebuild_killed_midway_resumes_and_loses_nothing(store, settings):
     metrics, _ = week_of_minutes(store, "crashy", metrics=60)
     before = {m.id: read(store, m, "mean", 60) for m in metrics}
-    rebuilds.change_policy(store.index, make_policy("crashy", [(60, 9 * 1440)], ["mean"]))
+    store.index.change_policy(make_policy("crashy", [(60, 9 * 1440)], ["mean"]))
     proc = subprocess.Popen([sys.executable, "-c", CRASHING, str(settings.data_dir)])
     wait_for(lambda: rebuilds.progress(store.index).get("crashy", 0) < 55, timeout=60,
              interval=0.01, what="a few files rebuilt")
@@ -241,7 +239,7 @@ def test_a_config_change_is_rebuilt_and_an_api_change_survives_a_restart(store, 
 
     # A built-in policy changed through the API keeps its change across a restart.
     longer = make_policy("low", [(300, 60 * 288)], ["mean", "min", "max"])
-    rebuilds.change_policy(store.index, longer)
+    store.index.change_policy(longer)
     restarted = Store(settings)
     assert restarted.index.policy("low").definition == longer.definition
     restarted.close()
