@@ -12,7 +12,7 @@ import time
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-from appliance import __version__, ui
+from appliance import __version__, tls, ui
 from appliance.api import auth, errors, openapi, prometheus
 from appliance.api.hotpath import MeasuresFastPath
 from appliance.api.v1 import (
@@ -70,9 +70,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.register_blueprint(prometheus.bp)
     app.register_blueprint(ui.bp)  # the status page
     app.wsgi_app = MeasuresFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
-    from appliance import tls
-
-    tls.secure(app, settings)
+    tls.secure(app, settings)  # under TLS: Secure cookie, HSTS on every response
     return app
 
 

@@ -11,8 +11,9 @@ transactions, the cache epoch) and puts one small repository over it per job:
 - :mod:`.health`    per-source poll outcomes and counters
 - :mod:`.alarms`    alarm rows and their history
 - :mod:`.tokens`    API token hashes
-- :mod:`.events`    events (SNMP traps) by resource, and :mod:`.snmp_targets` the SNMP
-  targets added at run time (module functions over an :class:`Index`)
+- :mod:`.events`    events (SNMP traps) by resource, :mod:`.snmp_targets` the SNMP
+  targets added at run time, and :mod:`.rebuilds` the metric files awaiting a changed
+  policy's layout (module functions over an :class:`Index`)
 
 The repositories are attributes (``index.metric_repo.by_id(...)``); the methods the rest of
 the appliance has always called on the index are kept as thin delegates to them.

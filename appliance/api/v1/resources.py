@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from flask import Blueprint, Response, request
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     WithJsonSchema,
     model_validator,
@@ -30,7 +32,7 @@ from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.index.query import QueryError, compile_query, parse_filter
 from appliance.model import Metric, Resource, resource_id_for
-from appliance.validation import Body, Label, fail
+from appliance.validation import CUSTOM, Body, Label, fail, tag
 from appliance.webcontext import get_store
 
 bp = Blueprint("resources", __name__)
@@ -50,8 +52,22 @@ def _scalar(value: Any) -> Any:
 #: A type attribute's value (which attributes a type has is the index's to say).
 Attribute = Annotated[Any, BeforeValidator(_scalar), WithJsonSchema(
     {"type": ["string", "number", "boolean", "null"]})]
+
+
+def _metric_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return tag("spec")
+    return tag("id") if isinstance(value, str | uuid.UUID) else None
+
+
 #: A resource's metrics by name: a new one's spec, or the id of an existing one to attach.
-Metrics = dict[str, MetricCreate | uuid.UUID]
+Metrics = dict[str, Annotated[
+    Union[Annotated[MetricCreate, Tag(tag("spec"))],  # noqa: UP007
+          Annotated[uuid.UUID, Tag(tag("id"))]],
+    Discriminator(_metric_kind, custom_error_type=CUSTOM,
+                  custom_error_message="must be a metric id or an object "
+                                       "{archive_policy_name, unit}"),
+]]
 
 
 class ResourceCreate(Body):
