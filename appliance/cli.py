@@ -54,7 +54,7 @@ def check_config(file: Path, quiet: bool) -> None:
 @data_dir_option
 def run(config_path: Path | None, data_dir: Path | None) -> None:
     """Run every process under supervisord in the foreground until SIGTERM or Ctrl-C."""
-    from appliance import supervise, tokens
+    from appliance import supervise, tls, tokens
     from appliance.index.schema import SchemaTooNew
     from appliance.store import Store
 
@@ -92,10 +92,15 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
             f"(print it with: appliance token --data-dir {settings.data_dir})",
             err=True,
         )
+    if tls.ensure_auto_certificate(settings):
+        cert = tls.files(settings)[0]  # type: ignore[index]
+        click.echo(f"appliance: generated a self-signed certificate into {cert}, SHA-256 "
+                   f"fingerprint {tls.fingerprint(cert)}", err=True)
     conf = settings.run_dir / "supervisord.conf"
     conf.write_text(supervise.render(settings, config_path, supervise.stdout_is_socket()))
     click.echo(
-        f"appliance: API on http://{settings.api.listen}/ , data in {settings.data_dir}",
+        f"appliance: API on {tls.scheme(settings)}://{settings.api.listen}/ , data in "
+        f"{settings.data_dir}",
         err=True,
     )
     # supervisord inherits the lock (same pid after exec) and holds it while it runs.
@@ -284,6 +289,26 @@ def token(ctx: click.Context, config_path: Path | None, data_dir: Path | None) -
             click.echo(f"appliance: no generated admin token in {settings.data_dir}", err=True)
             sys.exit(1)
         click.echo(path.read_text().strip())
+
+
+@main.command("tls-fingerprint")
+@config_option
+@data_dir_option
+def tls_fingerprint(config_path: Path | None, data_dir: Path | None) -> None:
+    """Print the SHA-256 fingerprint of the API's certificate (to check it on first visit)."""
+    from appliance import tls
+
+    settings = load_settings(config_path, data_dir)
+    if settings.api.tls is None:
+        # Without a config, a data dir that holds a generated certificate is still answered.
+        settings = settings.model_copy(update={"api": settings.api.model_copy(
+            update={"tls": "auto"})})
+    cert = tls.files(settings)[0]  # type: ignore[index]
+    if not cert.is_file():
+        click.echo(f"appliance: no certificate at {cert} (api.tls: auto makes one at the "
+                   "first start)", err=True)
+        sys.exit(1)
+    click.echo(tls.fingerprint(cert))
 
 
 def _index(settings: Settings):

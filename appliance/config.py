@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -24,14 +23,11 @@ from pydantic import (
     model_validator,
 )
 
+from appliance.configbase import Interval, _Section
+from appliance.scaleout_config import CoordinationSettings, Publisher, ReceiverSettings
+
 CONFIG_VERSION = 1
 DEFAULT_DATA_DIR = Path("/var/lib/appliance")
-
-Interval = Annotated[float, Field(gt=0, le=86400)]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ConfigError(Exception):
@@ -61,8 +57,41 @@ class Token(_Section):
         return v
 
 
+class TlsFiles(_Section):
+    """A certificate (chain, PEM) and its private key for HTTPS on the API port."""
+
+    cert_file: Path
+    key_file: Path
+
+    @field_validator("cert_file", "key_file")
+    @classmethod
+    def _readable(cls, v: Path) -> Path:
+        if not os.access(v, os.R_OK):
+            raise ValueError(f"{v} is not a readable file")
+        return v
+
+
 class ApiSettings(_Section):
     listen: str = "127.0.0.1:8041"
+    # HTTPS on the API port: "auto" (a self-signed certificate generated into the data dir
+    # at first start) or {cert_file, key_file}; null: plain HTTP (only for loopback).
+    tls: Literal["auto"] | TlsFiles | None = None
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_shape(cls, v: Any) -> Any:
+        """One message per mistake, not one per member of the union."""
+        if v is None or v == "auto" or isinstance(v, TlsFiles):
+            return v
+        if isinstance(v, dict):
+            try:
+                return TlsFiles.model_validate(v)
+            except ValidationError as exc:
+                raise ValueError("; ".join(
+                    f"{_key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+                    for e in exc.errors()
+                )) from None
+        raise ValueError("must be auto, null, or {cert_file, key_file}")
     workers: int = Field(2, ge=1, le=64)
     tokens: list[Token] = []
     open_read: bool = False
@@ -137,6 +166,18 @@ class HostSettings(_Section):
     interval: Interval = 60
     include_filesystems: list[str] = []  # mountpoint globs; empty: every real filesystem
     exclude_nics: list[str] = ["lo"]
+    # Block devices left out, as node_exporter's --collector.diskstats.device-exclude (its
+    # default): loop, ram and zram devices, floppies and partitions (their whole disk counts).
+    exclude_disks: str = r"^(z?ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$"
+
+    @field_validator("exclude_disks")
+    @classmethod
+    def _regex(cls, v: str) -> str:
+        try:
+            re.compile(v)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return v
 
 
 class SensorsSettings(_Section):
@@ -276,66 +317,6 @@ class AlarmSettings(_Section):
     evaluation_interval: Interval = Field(60, ge=1)
     webhook_timeout: float = Field(5.0, gt=0)
     webhook_retries: int = Field(3, ge=0, le=10)
-
-
-# --- Beyond one box --------------------------------------------------------------------------
-
-
-class CoordinationSettings(_Section):
-    """tooz partitioning of SNMP targets, libvirt URIs and alarms across appliances."""
-
-    # A tooz URL (redis://, etcd3+http://, zookeeper://, file://); unset: single node.
-    # A secret because it may carry a password.
-    backend_url: SecretStr | None = None
-    member_id: str | None = Field(None, min_length=1, max_length=128,
-                                  pattern=r"^[A-Za-z0-9_.:-]+$")  # default: host:api-port
-    group_prefix: str = Field("appliance", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    refresh: float = Field(1.0, gt=0, le=60)  # how often membership changes are read
-    rejoin_after: float = Field(2.0, gt=0, le=600)  # retry pause once the backend is lost
-    timeout: float = Field(3.0, gt=0, le=60)  # a backend call slower than this: backend lost
-
-
-class _PublisherSettings(_Section):
-    kind: str  # each kind narrows it to its Literal (the discriminator)
-    url: str = Field(pattern=r"^https?://")
-    timeout: float = Field(10.0, gt=0)
-    batch_size: int = Field(5000, ge=1)  # samples per request
-    max_queue: int = Field(100_000, ge=1)  # samples kept in memory; the oldest go first
-    max_backoff: float = Field(60.0, gt=0)
-
-    @property
-    def name(self) -> str:
-        """How status pages and ``/metrics`` name it: kind and URL, minus any user:password."""
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.url)
-        url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-        return f"{self.kind} {url}"
-
-
-class RemoteWritePublisher(_PublisherSettings):
-    """Samples to a Prometheus remote-write 1.0 receiver (VictoriaMetrics, Prometheus, Mimir)."""
-
-    kind: Literal["prometheus_remote_write"]
-    bearer_token: SecretStr | None = None
-
-
-class GnocchiPublisher(_PublisherSettings):
-    """Samples to a Gnocchi v1 API (or another appliance), resources created on the fly."""
-
-    kind: Literal["gnocchi"]
-    token: SecretStr | None = None  # sent as the HTTP Basic user, as gnocchi-basic does
-    archive_policy: str | None = None  # for metrics it creates; None: the receiver's rules
-
-
-Publisher = Annotated[RemoteWritePublisher | GnocchiPublisher, Field(discriminator="kind")]
-
-
-class ReceiverSettings(_Section):
-    """Pushes into the appliance: remote write and InfluxDB line protocol."""
-
-    max_decompressed_bytes: int = Field(32 * 1024 * 1024, ge=1024)
-    influxdb_resource_tag: str = Field("host", min_length=1)  # Gnocchi's default
 
 
 # --- The whole file -------------------------------------------------------------------------

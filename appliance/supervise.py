@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from appliance import tls
 from appliance.config import Settings
 
 
@@ -68,6 +69,7 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
                 # Written after the response is sent; dropping it bought no measurable time.
                 "--access-logfile", "-",
                 "--error-logfile", "-",
+                *tls.gunicorn_args(settings),
                 "appliance.api.wsgi:application",
             ],
             20,

@@ -142,6 +142,7 @@ build {
         appliance_version        = var.appliance_version
         appliance_image_build    = true
         appliance_api_listen     = "0.0.0.0:8041"
+        appliance_api_tls        = "auto" # beyond loopback: HTTPS, self-signed at first start
         # a first start under TCG emulation takes minutes, not seconds
         appliance_status_timeout = 900
       }),

@@ -47,9 +47,11 @@ status=""
 while [ $((SECONDS - t0)) -lt "$BOOT_TIMEOUT" ]; do
   kill -0 "$qemu_pid" 2>/dev/null || { echo "test-image: qemu exited" >&2; cat "$work/console.log" >&2; exit 1; }
   [ -n "$token" ] || token=$(ssh_guest cat /var/lib/appliance/admin-token 2>/dev/null || true)
-  if [ -n "$token" ]; then
-    status=$(curl -fsS -m 5 -H "Authorization: Bearer $token" \
-      "http://127.0.0.1:$api_port/v1/status" 2>/dev/null || true)
+  # The image serves HTTPS (api.tls: auto): trust the certificate this guest made for itself.
+  [ -s "$work/cert.pem" ] || ssh_guest cat /var/lib/appliance/tls/cert.pem >"$work/cert.pem" 2>/dev/null || true
+  if [ -n "$token" ] && [ -s "$work/cert.pem" ]; then
+    status=$(curl -fsS -m 5 --cacert "$work/cert.pem" -H "Authorization: Bearer $token" \
+      "https://127.0.0.1:$api_port/v1/status" 2>/dev/null || true)
     [ -n "$status" ] && break
   fi
   sleep 3
@@ -59,17 +61,17 @@ boot_seconds=$((SECONDS - t0))
 echo "test-image: /v1/status after $boot_seconds s: $status"
 
 # Unauthenticated requests must be refused (the image does not open reads by default).
-code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 "http://127.0.0.1:$api_port/v1/status")
+code=$(curl -s -o /dev/null -w '%{http_code}' -m 5 --cacert "$work/cert.pem" "https://127.0.0.1:$api_port/v1/status")
 [ "$code" = 401 ] || { echo "test-image: /v1/status without a token gave $code, not 401" >&2; exit 1; }
 
 # The status page signs in with the same token (a session cookie, a CSRF field from the
 # login form), then serves the overview.
-form=$(curl -fsS -m 30 -c "$work/cookies" "http://127.0.0.1:$api_port/login")
+form=$(curl -fsS -m 30 --cacert "$work/cert.pem" -c "$work/cookies" "https://127.0.0.1:$api_port/login")
 csrf=$(sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' <<<"$form")
-curl -fsS -m 30 -b "$work/cookies" -c "$work/cookies" -o /dev/null \
+curl -fsS -m 30 --cacert "$work/cert.pem" -b "$work/cookies" -c "$work/cookies" -o /dev/null \
   --data-urlencode "token=$token" --data-urlencode "csrf_token=$csrf" \
-  "http://127.0.0.1:$api_port/login"
-page=$(curl -fsS -m 30 -b "$work/cookies" "http://127.0.0.1:$api_port/")
+  "https://127.0.0.1:$api_port/login"
+page=$(curl -fsS -m 30 --cacert "$work/cert.pem" -b "$work/cookies" "https://127.0.0.1:$api_port/")
 grep -qi '<html' <<<"$page" || { echo "test-image: the status page is not HTML" >&2; exit 1; }
 echo "test-image: status page served ($(wc -c <<<"$page") bytes)"
 

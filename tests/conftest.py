@@ -112,7 +112,13 @@ class RunningAppliance:
             else:
                 cfg[key] = value
         self.config_path.write_text(yaml.safe_dump(cfg))
-        self.url = f"http://127.0.0.1:{self.port}"
+        tls = cfg["api"].get("tls")
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        # What a client trusts: the generated certificate (api.tls: auto) or the given one.
+        self.verify: str | bool = True
+        if tls:
+            self.verify = str(self.data_dir / "tls/cert.pem" if tls == "auto"
+                              else tls["cert_file"])
         self.log_path = tmp / "appliance.log"
         self.proc: subprocess.Popen | None = None
 
@@ -149,8 +155,9 @@ class RunningAppliance:
         import requests
 
         try:
-            return requests.get(f"{self.url}/v1/status", headers=self.headers, timeout=5).ok
-        except requests.RequestException:
+            return requests.get(f"{self.url}/v1/status", headers=self.headers, timeout=5,
+                                verify=self.verify).ok
+        except OSError:  # requests' errors, and a certificate not generated yet
             return False
 
     @property

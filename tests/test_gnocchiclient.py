@@ -27,7 +27,7 @@ def app(tmp_path_factory):
 def gnocchi(app, *args: str, token: str | None = None, check: bool = True):
     """Run the CLI; JSON output parsed when the command prints any."""
     proc = subprocess.run(
-        [GNOCCHI, "--endpoint", app.url, "--user", token or app.token, *args],
+        [GNOCCHI, "--endpoint", app.url, f"--user={token or app.token}", *args],
         capture_output=True, text=True, timeout=60,
     )
     if check:
@@ -76,7 +76,7 @@ def test_metric_lifecycle_and_measures(app):
     ]
     batch = {mid: [{"timestamp": iso(now), "value": 30}]}
     proc = subprocess.run(
-        [GNOCCHI, "--endpoint", app.url, "--user", app.token, "measures", "batch-metrics", "-"],
+        [GNOCCHI, "--endpoint", app.url, f"--user={app.token}", "measures", "batch-metrics", "-"],
         input=json.dumps(batch), capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
@@ -125,7 +125,7 @@ def test_resources_search_history_and_batch(app):
                    "humidity": {"archive_policy_name": "low",
                                 "measures": [{"timestamp": iso(five - 300), "value": 40}]}}}
     proc = subprocess.run(
-        [GNOCCHI, "--endpoint", app.url, "--user", app.token, "measures",
+        [GNOCCHI, "--endpoint", app.url, f"--user={app.token}", "measures",
          "batch-resources-metrics", "--create-metrics", "-"],
         input=json.dumps(batch), capture_output=True, text=True, timeout=60,
     )

@@ -107,7 +107,7 @@ def test_policy_and_rule_changes_reach_other_processes(index):
         api.create_policy(make_policy("spare", [(10, 100)]))
         assert index.policy("spare").granularities == [10]
         assert index.policy_for("disk.read") == "medium"
-        api.replace_policy(make_policy("spare", [(5, 100)]))
+        api.change_policy(make_policy("spare", [(5, 100)]))
         api.create_rule("disk", "disk.*", "spare")
     finally:
         api.close()

@@ -47,7 +47,8 @@ class RawBytes:
 
 #: Blueprints whose every route must be in the document.
 DOCUMENTED_BLUEPRINTS = {"status", "resources", "metrics", "archive_policies", "batch",
-                         "aggregates", "alarms", "prometheus", "snmp_targets", "receivers"}
+                         "aggregates", "aggregation", "alarms", "prometheus", "snmp_targets",
+                         "receivers"}
 CHECKS = (
     not_a_server_error,
     status_code_conformance,

@@ -149,6 +149,24 @@ def test_the_newest_measure_is_on_the_chart(client, store, policy):
     assert "30 %" in listing
 
 
+def test_a_young_chart_says_when_its_first_point_is_due(client, store):
+    nic = Resource.from_key("host_network_interface", "host://web-1/eth9",
+                            {"host_name": "web-1", "device_name": "eth9"})
+    minute = int(time.time()) // 60 * 60 + 60  # the next minute: no bucket is complete yet
+    # A counter's first measure has no rate; its second gives the 1 min bucket a value
+    # once a measure reaches the bucket's end.
+    store.write(PollResult(samples=[
+        Sample(nic, "hardware.network.incoming.bytes", "B", Kind.CUMULATIVE, v, minute + t)
+        for t, v in ((5, 0.0), (7, 100.0))
+    ]))
+    metric = store.index.metrics(resource_id=nic.id)[0]
+    drawn = charts.render(store.measures, metric, store.index.policy(metric.archive_policy_name),
+                          "1h", now=minute + 8)
+    assert drawn.last is None
+    due = time.strftime("%H:%M:%S", time.gmtime(minute + 60))
+    assert f"first 1 min point due at {due} UTC (in 52.0 s)".encode() in drawn.svg
+
+
 def test_counters_are_shown_as_rates(client, store):
     nic = Resource.from_key("host_network_interface", "host://web-1/eth0",
                             {"host_name": "web-1", "device_name": "eth0"})
@@ -323,6 +341,14 @@ def test_formatting():
     assert formatting.number(100_000, "B/s") == "97.7 KiB/s"
     assert formatting.number(2048, "KB") == "2.0 MiB"
     assert formatting.number(42, "%") == "42 %"
+    # Ceilometer's units, as a person reads them (the API keeps KB, process, ns).
+    assert formatting.number(24.09e6, "KB") == "23.0 GiB"
+    assert formatting.number(0.296, "process") == "0.296"
+    assert formatting.number(0.347, "%") == "0.347 %"
+    assert formatting.number(3.5e8, "ns/s") == "35 %"  # a CPU's busy share
+    assert formatting.number(1500, "packet/s") == "1.5 k packet/s"
+    assert formatting.number(0.5, "V") == "0.5 V" and formatting.number(2500, "W") == "2.5 kW"
+    assert formatting.unit_label("KB") == "B" and formatting.unit_label("process") == ""
     assert formatting.number(float("nan")) == "–"
     assert formatting.span(0.034) == "34 ms" and formatting.span(5000) == "1 h 23 min"
     assert formatting.ago(None) == "never" and formatting.ago(100, now=130) == "30 s ago"

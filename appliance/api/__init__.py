@@ -12,11 +12,12 @@ import time
 from flask import Flask, Request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-from appliance import __version__, ui
+from appliance import __version__, tls, ui
 from appliance.api import auth, errors, openapi, prometheus, promql
 from appliance.api.hotpath import MeasuresFastPath
 from appliance.api.v1 import (
     aggregates,
+    aggregation,
     alarms,
     archive_policies,
     batch,
@@ -38,6 +39,7 @@ V1_BLUEPRINTS = (
     archive_policies.bp,
     batch.bp,
     aggregates.bp,
+    aggregation.bp,
     openapi.bp,
     alarms.bp,
     snmp_targets.bp,
@@ -69,6 +71,7 @@ def create_app(settings: Settings, store: Store | None = None) -> Flask:
     app.register_blueprint(promql.bp)  # /api/v1, the Prometheus query API
     app.register_blueprint(ui.bp)  # the status page
     app.wsgi_app = MeasuresFastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+    tls.secure(app, settings)  # under TLS: Secure cookie, HSTS on every response
     return app
 
 

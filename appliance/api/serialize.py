@@ -85,6 +85,26 @@ def resource(row: sqlite3.Row, metrics: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+#: The keys of :func:`resource` every resource has, whatever its type (Gnocchi's generic ones).
+GENERIC_KEYS = ("id", "type", "original_resource_id", "started_at", "ended_at", "revision_start",
+                "revision_end", "creator", "created_by_user_id", "created_by_project_id",
+                "user_id", "project_id", "metrics")
+
+
+def generic_rows(bodies: list[dict[str, Any]], details: bool) -> list[dict[str, Any]]:
+    """Resources of mixed types as a generic listing or search shows them.
+
+    Without ``details`` only the generic keys, as Gnocchi answers. With ``details`` every row
+    carries the same keys (a type's attribute another row lacks is null): gnocchiclient builds
+    its columns from the first row and indexes every row with them, so rows of mixed types
+    with different keys would fail its ``resource list --details``.
+    """
+    if not details:
+        return [{k: b[k] for k in GENERIC_KEYS} for b in bodies]
+    extra = list(dict.fromkeys(k for b in bodies for k in b if k not in GENERIC_KEYS))
+    return [{**b, **{k: b.get(k) for k in extra}} for b in bodies]
+
+
 def revision(rev: dict[str, Any], metrics: dict[str, str]) -> dict[str, Any]:
     """One entry of a resource's history."""
     out = resource(rev, metrics)  # type: ignore[arg-type]

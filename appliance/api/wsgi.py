@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from appliance import config
+from appliance import config, retention
 from appliance.api import create_app
 
 _data_dir = os.environ.get("APPLIANCE_DATA_DIR")
-application = create_app(
-    config.load(os.environ.get("APPLIANCE_CONFIG") or None, Path(_data_dir) if _data_dir else None)
+_settings = config.load(
+    os.environ.get("APPLIANCE_CONFIG") or None, Path(_data_dir) if _data_dir else None
 )
+application = create_app(_settings)
+# A policy change's rebuild cut short by a crash or restart resumes as a worker boots.
+retention.rebuild_in_background(_settings)

@@ -11,8 +11,9 @@ transactions, the cache epoch) and puts one small repository over it per job:
 - :mod:`.health`    per-source poll outcomes and counters
 - :mod:`.alarms`    alarm rows and their history
 - :mod:`.tokens`    API token hashes
-- :mod:`.events`    events (SNMP traps) by resource, and :mod:`.snmp_targets` the SNMP
-  targets added at run time (module functions over an :class:`Index`)
+- :mod:`.events`    events (SNMP traps) by resource, :mod:`.snmp_targets` the SNMP
+  targets added at run time, and :mod:`.rebuilds` the metric files awaiting a changed
+  policy's layout (module functions over an :class:`Index`)
 
 The repositories are attributes (``index.metric_repo.by_id(...)``); the methods the rest of
 the appliance has always called on the index are kept as thin delegates to them.
@@ -57,9 +58,10 @@ class Index:
         p = self.policy_repo
         self.policy, self.policies_for, self.policies = p.policy, p.policies_for, p.policies
         self.rules, self.policy_for, self.rule = p.rules, p.policy_for, p.rule
-        self.create_policy, self.replace_policy = p.create_policy, p.replace_policy
+        self.create_policy, self.change_policy = p.create_policy, p.change_policy
         self.delete_policy, self.policy_users = p.delete_policy, p.policy_users
         self.create_rule, self.delete_rule = p.create_rule, p.delete_rule
+        self.rename_rule = p.rename_rule
         r = self.resource_repo
         self.ensure_resources, self.update_resource = r.ensure, r.update
         self.delete_resource, self.create_resource = r.delete, r.create
@@ -69,6 +71,7 @@ class Index:
         self.ensure_metrics, self.create_metric, self.metric = m.ensure, m.create, m.get
         self.metrics_by_id, self.metrics, self.delete_metric = m.by_id, m.listing, m.delete
         self.resource_metrics = m.of_resources
+        self.set_resource_metrics = m.set_of_resource
         h = self.health
         self.record_reports, self.source_status = h.record_reports, h.source_status
         self.add_counters, self.counters, self.counts = h.add_counters, h.counters, h.counts
@@ -80,8 +83,9 @@ class Index:
     ) -> None:
         """Make the built-in and configured policies, rules and resource types exist.
 
-        Config-defined policies are (re)written at every start; rules are added only when
-        missing, so rules created through the API survive a restart.
+        Config-defined policies are (re)written at every start (and their files queued for a
+        rebuild when that changes them); built-in policies and rules are added only when
+        missing, so changes made through the API survive a restart.
         """
         with self.database.transaction():
             self.resource_repo.seed_types()

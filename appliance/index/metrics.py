@@ -175,6 +175,34 @@ class Metrics:
         )
         return [row[0] for row in rows]
 
+    def set_of_resource(
+        self, resource_id: str, attach: dict[str, str], detach_others: bool
+    ) -> None:
+        """Gnocchi's ``metrics: {name: metric_id}`` of a resource create or PATCH.
+
+        Each named metric is attached to the resource under that name; with
+        ``detach_others`` (a PATCH that names ``metrics``) the resource's other metrics are
+        detached, kept with their measures but no longer the resource's, as Gnocchi does.
+        """
+        try:
+            with self.db.transaction() as conn:
+                if detach_others:
+                    keep = list(attach.values())
+                    conn.execute(
+                        "UPDATE metrics SET resource_id = NULL WHERE resource_id = ?"
+                        f" AND id NOT IN {_in(keep)}",
+                        [resource_id, *keep],
+                    )
+                for name, metric_id in attach.items():
+                    if not conn.execute(
+                        "UPDATE metrics SET resource_id = ?, name = ? WHERE id = ?",
+                        (resource_id, name, metric_id),
+                    ).rowcount:
+                        raise NotFound(f"metric {metric_id}")
+                self.db.invalidate_caches(conn)
+        except sqlite3.IntegrityError:
+            raise Conflict("a metric of that name is already on this resource") from None
+
     def delete(self, metric_id: str) -> None:
         with self.db.transaction() as conn:
             if not conn.execute("DELETE FROM metrics WHERE id = ?", (metric_id,)).rowcount:

@@ -145,6 +145,15 @@ MIGRATIONS: list[str] = [
         updated_at REAL NOT NULL
     );
     """,
+    # 6 (retention): metrics whose RRD file awaits its archive policy's new layout (a policy
+    # changed in use); a row goes once its file is rebuilt, so an interrupted rebuild resumes.
+    """
+    CREATE TABLE policy_rebuilds (
+        metric_id TEXT PRIMARY KEY,
+        policy_name TEXT NOT NULL,
+        queued_at REAL NOT NULL
+    );
+    """,
 ]
 
 

@@ -8,6 +8,7 @@ host read here and the same host read over SNMP (UCD-SNMP-MIB) give comparable s
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Iterable, Sequence
@@ -116,7 +117,12 @@ class HostPollster(Pollster):
         samples += metered(host, psutil.cpu_times(), CPU_TIME_METERS, ts)
         samples += metered(host, psutil.virtual_memory(), MEMORY_METERS, ts)
         samples += metered(host, psutil.swap_memory(), SWAP_METERS, ts)
-        disks = psutil.disk_io_counters(perdisk=True) or {}
+        excluded = re.compile(self.settings.exclude_disks)
+        disks = {
+            d: c
+            for d, c in (psutil.disk_io_counters(perdisk=True) or {}).items()
+            if not excluded.search(d)
+        }
         samples += self._per_device(disks, "host_disk", DISK_METERS, ts)
         nics = {
             n: c

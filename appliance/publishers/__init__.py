@@ -13,8 +13,9 @@ seconds for ``/v1/status``, ``/metrics`` and the status page.
 
 from __future__ import annotations
 
-from appliance.config import RemoteWritePublisher, Settings
+from appliance.config import Settings
 from appliance.publishers.base import Publisher
+from appliance.scaleout_config import RemoteWritePublisher
 
 
 def build(settings: Settings, source: str, store) -> list[Publisher]:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance import runstate
-from appliance.config import GnocchiPublisher, RemoteWritePublisher
 from appliance.model import PollResult
+from appliance.scaleout_config import GnocchiPublisher, RemoteWritePublisher
 
 log = logging.getLogger(__name__)
 

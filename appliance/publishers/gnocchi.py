@@ -14,9 +14,9 @@ from typing import Any
 
 import requests
 
-from appliance.config import GnocchiPublisher
 from appliance.model import PollResult, Resource, Sample
 from appliance.publishers.base import PermanentError, Publisher
+from appliance.scaleout_config import GnocchiPublisher
 
 
 class Gnocchi(Publisher):

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import requests
 
-from appliance.config import RemoteWritePublisher
 from appliance.index import Index
 from appliance.model import Kind, PollResult
 from appliance.promnames import series_labels, series_name
 from appliance.publishers.base import PermanentError, Publisher
 from appliance.remotewrite import HEADERS, Encoder, Labels
+from appliance.scaleout_config import RemoteWritePublisher
 
 #: (sorted label pairs, __name__ included; epoch seconds; value)
 Item = tuple[Labels, float, float]

@@ -3,9 +3,11 @@
 
 What a graph shows is the same for every caller (the line of one aggregation, an optional
 min-max band, the newest, lowest and highest values); callers choose only how it looks
-(:class:`Look`), its range and its step. Every user-visible text is escaped for rrdtool's
-own syntax and the file's path comes from the metric's UUID. Cumulative meters are drawn as
-the per-second rates RRD keeps for them (DERIVE), labelled ``unit/s``.
+(:class:`Look`), how its values read (:class:`Display`: the status page shows KB as GiB and
+ns/s as %, the API keeps the stored unit), its range and its step. Every user-visible text
+is escaped for rrdtool's own syntax and the file's path comes from the metric's UUID.
+Cumulative meters are drawn as the per-second rates RRD keeps for them (DERIVE), labelled
+``unit/s``.
 
 One timestamp convention: the store writes a measure one step after its timestamp (see
 :mod:`appliance.storage.measures`), so the newest bucket ends up to one step past the
@@ -39,6 +41,21 @@ class Look:
     title: str | None = None
     line: str = "#2563EB"
     band: str | None = None  # the min-max band's colour, drawn when the archive keeps both
+
+
+@dataclass(frozen=True, slots=True)
+class Display:
+    """How values read: the line drawn as ``value * scale`` and labelled ``unit``, the axis
+    in binary prefixes (``base1024``, bytes) or, when every value is below 1000, without
+    any (``plain_axis``: 0.3, never 300 m). ``summary`` is the legend's now/min/max text,
+    formatted by the caller, in place of rrdtool's ``%s`` prefixes (``24 M KB``, ``296 m%``).
+    """
+
+    unit: str
+    scale: float = 1.0
+    base1024: bool = False
+    plain_axis: bool = False
+    summary: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +100,15 @@ def draw(
     step: int | None = None,
     legend: str | None = None,
     flush: bool = True,
+    display: Display | None = None,
 ) -> Graph:
     """Draw ``aggregation`` of the metric between ``start`` and ``end`` (extended by
     :func:`reach`); an empty, labelled frame when the metric has no measure yet.
 
     ``step`` asks for one granularity (default: rrdtool picks by the width); ``flush``
     first makes rrdcached write the metric's pending values (if rrdcached is restarting,
-    what the file holds is drawn rather than nothing).
+    what the file holds is drawn rather than nothing); ``display`` (default: the stored
+    unit, rrdtool's legend) says how the values read. ``Graph.last`` is in the stored unit.
     """
     path = measures.path(metric.id)
     exists = path.is_file()
@@ -98,7 +117,8 @@ def draw(
             with contextlib.suppress(OSError):
                 measures.flush(metric.id)
         end = reach(measures, metric, policy, end)
-    unit = unit_label(metric)
+    display = display or Display(unit_label(metric))
+    unit = display.unit
     args = [
         "-", "--imgformat", look.imgformat, "--start", str(start), "--end", str(end),
         "--width", str(look.width), "--height", str(look.height),
@@ -108,33 +128,43 @@ def draw(
     if step is not None:
         args += ["--step", str(step)]
     args += ["--vertical-label", unit or " ", *look.style]
+    if display.base1024:
+        args += ["--base", "1024"]
+    elif display.plain_axis:
+        args += ["--units-exponent", "0"]
     if not exists:
         args += ["HRULE:0#00000000", "COMMENT:no measures yet\\n"]
         return Graph(rrdtool.graphv(*args)["image"], start, end, None)
     args[1:1] = measures.daemon_args()  # read through rrdcached: no lock on the file here
     rrd = str(path).replace(":", "\\:")
     at = f":step={step}" if step is not None else ""
-    args.append(f"DEF:line={rrd}:{DS_NAME}:{CF_FOR_AGGREGATION[aggregation]}{at}")
+    scale = repr(float(display.scale))
+    args += [f"DEF:raw={rrd}:{DS_NAME}:{CF_FOR_AGGREGATION[aggregation]}{at}",
+             f"CDEF:line=raw,{scale},*"]
     # Below the finest step min = max = the line: a band would only add noise.
     if (look.band and step is not None and step > policy.step
             and {"min", "max"} <= set(policy.aggregation_methods)):
         args += [
-            f"DEF:lo={rrd}:{DS_NAME}:MIN{at}",
-            f"DEF:hi={rrd}:{DS_NAME}:MAX{at}",
-            "CDEF:band=hi,lo,-",
+            f"DEF:rawlo={rrd}:{DS_NAME}:MIN{at}",
+            f"DEF:rawhi={rrd}:{DS_NAME}:MAX{at}",
+            f"CDEF:lo=rawlo,{scale},*",
+            f"CDEF:band=rawhi,rawlo,-,{scale},*",
             "LINE:lo",
             f"AREA:band{look.band}:min–max:STACK",
         ]
-    u = escape(unit)
-    args += [
-        f"LINE1.5:line{look.line}:{escape(aggregation)}",
-        "VDEF:last=line,LAST",
-        "VDEF:low=line,MINIMUM",
-        "VDEF:high=line,MAXIMUM",
-        f"GPRINT:last:now %.3lg %s{u}",
-        f"GPRINT:low:min %.3lg %s{u}",
-        f"GPRINT:high:max %.3lg %s{u}",
-    ]
+    args += [f"LINE1.5:line{look.line}:{escape(aggregation)}", "VDEF:last=raw,LAST"]
+    if display.summary is not None:
+        args.append(f"COMMENT:{escape(display.summary)}")
+    else:
+        u = escape(unit)
+        args += [
+            "VDEF:newest=line,LAST",
+            "VDEF:low=line,MINIMUM",
+            "VDEF:high=line,MAXIMUM",
+            f"GPRINT:newest:now %.3lg %s{u}",
+            f"GPRINT:low:min %.3lg %s{u}",
+            f"GPRINT:high:max %.3lg %s{u}",
+        ]
     if legend:
         args.append(f"COMMENT:{escape(legend)}\\r")
     args.append("PRINT:last:%lf")

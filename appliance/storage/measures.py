@@ -62,6 +62,14 @@ def heartbeat(policy: ArchivePolicy) -> int:
     return max(600, 3 * policy.step)
 
 
+def layout(metric: Metric, policy: ArchivePolicy) -> list[str]:
+    """``rrdtool create`` arguments (after the file and ``--start``) of a metric's file:
+    its step, its one data source (DERIVE for a counter) and the policy's RRAs."""
+    ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
+    return ["--step", str(policy.step),
+            f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U", *rras(policy)]
+
+
 @dataclass(slots=True)
 class _Series:
     """What the write path keeps per metric file, so that a steady write costs no I/O.
@@ -122,20 +130,13 @@ class Measures:
         disk never leaves a half-written RRD where the metric's file belongs.
         """
         path = self.path(metric.id)
-        ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
         # The bucket of the oldest measure (first_ts is already shifted by one step) begins
         # the file, so a lone measure at any second is read back in its own bucket.
         start = (int(first_ts) - policy.step) // policy.step * policy.step
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            rrdtool.create(
-                str(tmp),
-                "--start", str(start),
-                "--step", str(policy.step),
-                f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U",
-                *rras(policy),
-            )
+            rrdtool.create(str(tmp), "--start", str(start), *layout(metric, policy))
             os.link(tmp, path)  # fails if another process created it first
         except FileExistsError:
             return None

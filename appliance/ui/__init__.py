@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from appliance.ui import formatting, login, pages
@@ -49,8 +49,28 @@ def _setup(state) -> None:
     app.jinja_env.filters.update(formatting.FILTERS)
 
 
+def _versions():
+    """Gnocchi's root document, for an API client asking ``/`` (``gnocchi server version``
+    reads its ``build``); a browser gets the status page.
+
+    An API client is told apart by asking for JSON or by sending ``Authorization`` (the
+    status page signs in with a session cookie, never with that header).
+    """
+    return {
+        "build": current_app.extensions["appliance.version"],
+        "versions": [{"id": "v1.0", "status": "CURRENT",
+                      "links": [{"href": request.host_url + "v1/", "rel": "self"}]}],
+    }
+
+
 @bp.before_request
 def _guard():
+    if request.endpoint == "ui.pages.overview" and (
+        "Authorization" in request.headers
+        or request.accept_mimetypes.best_match(["text/html", "application/json"])
+        == "application/json"
+    ):
+        return _versions()
     if request.method in STATE_CHANGING:
         login.check_csrf()
     if request.endpoint in PUBLIC_ENDPOINTS or not login.login_required():

@@ -16,8 +16,11 @@ from appliance.model import Metric
 from appliance.store import Store
 from appliance.ui.charts import display_unit
 
-#: Attributes that name a resource, tried in order.
-NAME_ATTRIBUTES = ("name", "host_name", "label", "device_name", "mountpoint", "host")
+#: Attributes that name a resource, tried in order: what tells it apart from its siblings
+#: first (a host's disks all share its host name).
+NAME_ATTRIBUTES = ("name", "label", "mountpoint", "device_name", "host_name", "host")
+#: Types whose rows need more than one attribute to be told apart (data, not code).
+NAME_PARTS = {"sensor": ("label", "chip")}
 #: The metric shown in a list's value column, first present wins (data, not code).
 HEADLINE_METRICS = (
     "hardware.cpu.util",
@@ -49,8 +52,12 @@ class Headline:
 
 
 def display_name(row: Any) -> str:
+    """The device, mountpoint, NIC, domain name or sensor label ("temp1 · k10temp-pci-00c3")."""
     attrs = row["attributes"]
     attrs = json.loads(attrs) if isinstance(attrs, str) else attrs
+    parts = [str(attrs[k]) for k in NAME_PARTS.get(row["type"], ()) if attrs.get(k)]
+    if parts:
+        return " · ".join(parts)
     for key in NAME_ATTRIBUTES:
         if attrs.get(key):
             return str(attrs[key])

@@ -4,12 +4,16 @@
 The archive policy decides the resolution: a range is drawn from the finest granularity
 whose archive still covers it (a day of a ``medium`` metric at 1 min, a year at 1 h).
 Cumulative meters are stored as DERIVE, so the file already yields rates: their unit gets
-``/s``. Nothing here knows Flask; the page only asks for :func:`render`.
+``/s``. Values read as a person reads them (:func:`formatting.shown`: KB as GiB, ns/s as %,
+loads plain), formatted here and handed to the renderer as a :class:`graphs.Display`.
+Nothing here knows Flask; the page only asks for :func:`render`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import re
 import time
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
@@ -17,7 +21,7 @@ from xml.sax.saxutils import escape
 from appliance.model import ArchivePolicy, Metric
 from appliance.storage import graphs
 from appliance.storage.measures import Measures
-from appliance.ui.formatting import span
+from appliance.ui.formatting import number, shown, span
 
 #: The time-range selector: key -> (label, seconds).
 RANGES: dict[str, tuple[str, int]] = {
@@ -96,6 +100,50 @@ def window(range_key: str, g: int, end: int, first: float) -> tuple[int, str]:
     return start, f"last {label} at {step_label(g)}"
 
 
+def display(unit: str, values: list[float]) -> graphs.Display:
+    """How the status page's chart of ``values`` (in the stored ``unit``) reads."""
+    how = shown(unit)
+    return graphs.Display(
+        how.unit, how.scale, base1024=how.prefixes == "iec",
+        plain_axis=max((abs(v) * how.scale for v in values), default=0.0) < 1000,
+        summary=summary(values, unit),
+    )
+
+
+def summary(values: list[float], unit: str) -> str:
+    """``now 23.5 GiB   min 23.4 GiB   max 23.6 GiB``: the legend, and the SVG's title."""
+    known = [v for v in values if math.isfinite(v)]
+    if not known:
+        return "no value yet"
+    return (f"now {number(known[-1], unit)}   min {number(min(known), unit)}"
+            f"   max {number(max(known), unit)}")
+
+
+def _titled(svg: bytes, title: str) -> bytes:
+    """rrdtool draws text as glyph outlines: a ``<title>`` makes it readable by screen
+    readers, browsers' tooltips and tests."""
+    return re.sub(rb"(<svg[^>]*>)", lambda m: m.group(1) + b"<title>" +
+                  escape(title).encode() + b"</title>", svg, count=1)
+
+
+def first_point_due(measures: Measures, metric: Metric, step: int, g: int, now: float) -> str:
+    """What a chart with no complete bucket says: when its first point is expected.
+
+    A bucket is known once a measure reaches its end. The file's last update is the newest
+    measure's time plus the policy's ``step`` (see :mod:`appliance.storage.measures`), so
+    the bucket holding it completes with the first measure taken at or after its end minus
+    ``step``; a counter also needs a second measure before it has a rate.
+    """
+    last = measures.last_update(metric.id)
+    if last is None:
+        return "no measures yet"
+    due = (last // g + 1) * g - step
+    if due <= now:
+        return f"first {step_label(g)} point due with the next measure"
+    return (f"first {step_label(g)} point due at "
+            f"{time.strftime('%H:%M:%S', time.gmtime(due))} UTC (in {span(due - now)})")
+
+
 def render(
     measures: Measures,
     metric: Metric,
@@ -103,7 +151,8 @@ def render(
     range_key: str,
     now: float | None = None,
 ) -> Chart:
-    """Flush the metric out of rrdcached and draw it; a placeholder when there is no data."""
+    """Flush the metric out of rrdcached and draw it; a placeholder when there is no data
+    (for a metric younger than the range, when its first point is due)."""
     end = int(time.time() if now is None else now)
     label, seconds = RANGES[range_key]
     g = granularity_for(policy, seconds)
@@ -115,14 +164,20 @@ def render(
             measures.flush(metric.id)
         points = measures.fetch(metric, policy, aggregation, g, end - seconds, None, flush=False)
     if not points:
-        return Chart(placeholder(f"no data in the last {label}"), end - seconds, end, g, None)
+        young = metric.created_at is not None and end - metric.created_at < seconds
+        message = (first_point_due(measures, metric, policy.step, g, end) if young
+                   else f"no data in the last {label}")
+        return Chart(placeholder(message), end - seconds, end, g, None)
     # The chart's end reaches the newest bucket, a step past the newest measure (the
     # renderer's time convention), before the window is narrowed to a young metric's life.
     end = graphs.reach(measures, metric, policy, end)
     start, legend = window(range_key, g, end, points[0][0])
+    unit = display_unit(metric)
+    values = [v for _, v in points if v is not None and math.isfinite(v)]
     drawn = graphs.draw(measures, metric, policy, aggregation, start, end, LOOK, step=g,
-                        legend=legend, flush=False)
-    return Chart(drawn.image, drawn.start, drawn.end, g, drawn.last)
+                        legend=legend, flush=False, display=display(unit, values))
+    title = f"{metric.name or metric.id}: {summary(values, unit)}"
+    return Chart(_titled(drawn.image, title), drawn.start, drawn.end, g, drawn.last)
 
 
 def placeholder(message: str) -> bytes:

@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -132,7 +133,7 @@ def _shape(blocks: list[aggregation.Block], wanted: Wanted, by_resource: bool) -
     return out
 
 
-def _by_metrics(tree: list, details: bool) -> dict:
+def by_metrics(tree: list, details: bool) -> dict:
     refs = aggregation.references(tree)
     ids = [parse_uuid("operations", ref) for ref, _ in refs]
     metrics = get_store().index.metrics_by_id(ids)
@@ -146,7 +147,7 @@ def _by_metrics(tree: list, details: bool) -> dict:
     return out
 
 
-def _by_resources(tree: list, rows: list, details: bool) -> dict:
+def by_resources(tree: list, rows: list, details: bool) -> dict:
     store = get_store()
     by_rid = store.index.resource_metrics([r["id"] for r in rows])
     ids = [mid for names in by_rid.values() for mid in names.values()]
@@ -196,10 +197,19 @@ def aggregates():
     except aggregation.OperationError as exc:
         raise bad_param("operations", str(exc)) from None
     if not {"search", "resource_type"} & body.model_fields_set:
-        return jsonio.response(_by_metrics(tree, details))
+        return jsonio.response(by_metrics(tree, details))
     resource_type = body.resource_type
-    type_attributes(resource_type)
     where, params = _search(body)
+    return jsonio.response(
+        per_group(resource_type, where, params, lambda rows: by_resources(tree, rows, details))
+    )
+
+
+def per_group(resource_type: str, where: str, params: list[Any],
+              answer: Callable[[list], Any]) -> Any:
+    """``answer(rows)`` for the resources a search matches, or, with ``groupby``, Gnocchi's
+    ``[{"group": {...}, "measures": answer(rows of the group)}, ...]``."""
+    type_attributes(resource_type)
     groupby = sorted({g for v in request.args.getlist("groupby") for g in v.split(",") if g})
     store = get_store()
     try:
@@ -211,12 +221,11 @@ def aggregates():
     if len(rows) > MAX_RESOURCES:
         raise bad_param("search", f"matches more than {MAX_RESOURCES} resources")
     if not groupby:
-        return jsonio.response(_by_resources(tree, rows, details))
-    groups = []
-    for key, members in itertools.groupby(rows, lambda r: _group_key(r, groupby)):
-        groups.append({"group": dict(key),
-                       "measures": _by_resources(tree, list(members), details)})
-    return jsonio.response(groups)
+        return answer(rows)
+    return [
+        {"group": dict(key), "measures": answer(list(members))}
+        for key, members in itertools.groupby(rows, lambda r: _group_key(r, groupby))
+    ]
 
 
 def _group_key(row, groupby: list[str]) -> tuple:

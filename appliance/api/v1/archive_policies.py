@@ -1,8 +1,11 @@
 """``/v1/archive_policy`` and ``/v1/archive_policy_rule``.
 
-A policy is laid out as RRAs when a metric's RRD file is created and RRD files cannot
-change their RRAs afterwards, so a policy may be changed (PATCH) or deleted only while no
-metric or rule uses it (Gnocchi also refuses to delete a policy in use).
+A policy is laid out as RRAs when a metric's RRD file is created. A PATCH may change a
+policy in use (granularities, timespans, aggregation methods): every file on it is then
+rebuilt in the new layout with its data (:mod:`appliance.retention`), and the policy's GET
+and ``/v1/status`` show how many metrics still wait. Only the finest granularity (the files'
+step) stays as it is while metrics use the policy. A policy in use cannot be deleted (as in
+Gnocchi).
 """
 
 from __future__ import annotations
@@ -12,15 +15,16 @@ from typing import Annotated, Any
 from flask import Blueprint, Response
 from pydantic import BaseModel, BeforeValidator, Field, Strict, WithJsonSchema, model_validator
 
+from appliance import retention
 from appliance.api import jsonio
 from appliance.api.errors import ApiError, bad_param, not_found
 from appliance.api.openapi import operation
 from appliance.api.params import body_as, duration_seconds
 from appliance.api.serialize import ShownArchivePolicy
-from appliance.index import Conflict, NotFound
+from appliance.index import Conflict, NotFound, rebuilds
 from appliance.model import AGGREGATION_METHODS, ArchivePolicy, make_policy
 from appliance.validation import Body, Name, fail, one_of
-from appliance.webcontext import get_store
+from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("archive_policies", __name__)
 
@@ -83,9 +87,25 @@ class ArchivePolicyCreate(Body):
 
 
 class ArchivePolicyPatch(Body):
-    """Only the definition of a policy can change (and only while no metric uses it)."""
+    """A policy's definition and aggregation methods can change, in use or not (its files
+    are rebuilt); while metrics use it, its finest granularity stays."""
 
-    definition: Definition
+    definition: Definition | None = None
+    aggregation_methods: Annotated[
+        list[one_of(*AGGREGATION_METHODS)], Field(min_length=1)  # type: ignore[valid-type]
+    ] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ArchivePolicyPatch:
+        if self.definition is None and self.aggregation_methods is None:
+            raise fail("give definition, aggregation_methods or both")
+        return self
+
+
+class ShownPolicyChange(ShownArchivePolicy):
+    """A policy, with how many of its metric files still wait for a change's new layout."""
+
+    rebuilding_metrics: int | None = None
 
 
 class ArchivePolicyRuleCreate(Body):
@@ -102,11 +122,10 @@ class ShownArchivePolicyRule(BaseModel):
     archive_policy_name: str
 
 
-def _policy(name: str, definition: list[DefinitionItem], methods: list[str],
+def _policy(name: str, definition: list[tuple[int, int]], methods: list[str],
             back_window: int) -> ArchivePolicy:
     try:
-        return make_policy(name, [item.pair() for item in definition], sorted(set(methods)),
-                           back_window)
+        return make_policy(name, definition, sorted(set(methods)), back_window)
     except ValueError as exc:
         raise bad_param("definition", str(exc)) from None
 
@@ -130,7 +149,8 @@ def list_policies():
 def create_policy():
     """Create an archive policy."""
     body = body_as(ArchivePolicyCreate)
-    policy = _policy(body.name, body.definition, body.aggregation_methods, body.back_window)
+    policy = _policy(body.name, [item.pair() for item in body.definition],
+                     body.aggregation_methods, body.back_window)
     try:
         get_store().index.create_policy(policy)
     except Conflict as exc:
@@ -141,25 +161,41 @@ def create_policy():
 
 
 @bp.get("/archive_policy/<name>")
-@operation(ShownArchivePolicy)
+@operation(ShownPolicyChange)
 def show_policy(name: str):
-    """One archive policy."""
-    return jsonio.response(_load(name).to_gnocchi())
+    """One archive policy (with ``rebuilding_metrics`` while a change is applied)."""
+    return jsonio.response(_shown(_load(name)))
 
 
 @bp.patch("/archive_policy/<name>")
-@operation(ShownArchivePolicy, body=ArchivePolicyPatch)
+@operation(ShownPolicyChange, body=ArchivePolicyPatch)
 def patch_policy(name: str):
-    """Change a policy's definition while no metric uses it."""
+    """Change a policy's definition or aggregation methods; files in use are rebuilt."""
     current = _load(name)
     body = body_as(ArchivePolicyPatch)
-    policy = _policy(name, body.definition, list(current.aggregation_methods),
-                     current.back_window)
-    try:
-        get_store().index.replace_policy(policy)
-    except Conflict as exc:
-        raise ApiError(400, f"{exc}: RRD files cannot change their layout") from None
-    return jsonio.response(policy.to_gnocchi())
+    definition = ([item.pair() for item in body.definition] if body.definition is not None
+                  else [(i.granularity, i.points) for i in current.definition])
+    policy = _policy(name, definition, body.aggregation_methods or
+                     list(current.aggregation_methods), current.back_window)
+    index = get_store().index
+    if policy.step != current.step and rebuilds.metric_count(index, name):
+        raise bad_param(
+            "definition",
+            f"the finest granularity ({current.step} s) is the step of the RRD files of "
+            f"the metrics on {name!r} and cannot change while they exist",
+        )
+    if index.change_policy(policy):
+        retention.rebuild_in_background(get_settings())
+    return jsonio.response(_shown(policy))
+
+
+def _shown(policy: ArchivePolicy) -> dict[str, Any]:
+    """Gnocchi's shape, plus how many metric files still wait for a change's new layout."""
+    out = policy.to_gnocchi()
+    waiting = rebuilds.progress(get_store().index).get(policy.name)
+    if waiting:
+        out["rebuilding_metrics"] = waiting
+    return out
 
 
 @bp.delete("/archive_policy/<name>")
@@ -217,6 +253,27 @@ def show_rule(name: str):
         return jsonio.response(_rule(get_store().index.rule(name)))
     except NotFound:
         raise not_found(f"Archive policy rule {name}") from None
+
+
+class ArchivePolicyRulePatch(Body):
+    """Gnocchi's only change to a rule: its name."""
+
+    name: Name
+
+
+@bp.patch("/archive_policy_rule/<name>")
+@operation(ShownArchivePolicyRule, body=ArchivePolicyRulePatch)
+def rename_rule(name: str):
+    """Rename an archive policy rule (what it matches stays)."""
+    new_name = body_as(ArchivePolicyRulePatch).name
+    index = get_store().index
+    try:
+        index.rename_rule(name, new_name)
+    except NotFound:
+        raise not_found(f"Archive policy rule {name}") from None
+    except Conflict as exc:
+        raise ApiError(409, str(exc)) from None
+    return jsonio.response(_rule(index.rule(new_name)))
 
 
 @bp.delete("/archive_policy_rule/<name>")

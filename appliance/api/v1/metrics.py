@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from pydantic import Field
 from werkzeug.datastructures import MultiDict
 
+from appliance import aggregation as operations
 from appliance.api import graphs, ingest, jsonio, serialize
 from appliance.api.auth import creator
 from appliance.api.errors import ApiError, bad_param, not_found
@@ -67,6 +68,7 @@ MEASURES_QUERY = (
     *TIME_RANGE, AGGREGATION,
     query("granularity", {"type": "string"}, "Seconds or a duration (60, 1m); in the policy"),
     query("refresh", {"type": "boolean"}),
+    query("resample", {"type": "string"}, "Regroup one granularity into buckets this long"),
 )
 PAGING = (query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
           query("marker", UUID, "Last id of the previous page"))
@@ -125,6 +127,9 @@ def measures_of(store: Store, metric: Metric, args: MultiDict[str, str]) -> list
     start_ts, stop_ts = time_range(args)
     bool_arg("refresh", args=args)  # validated; every read is fresh (flush-on-read)
     granularity = arg("granularity", args)
+    resample = arg("resample", args)
+    if resample is not None and granularity is None:
+        raise bad_param("resample", "needs a granularity")
     if granularity is not None:
         g = parse_duration("granularity", granularity)
         if g not in policy.granularities:
@@ -142,8 +147,23 @@ def measures_of(store: Store, metric: Metric, args: MultiDict[str, str]) -> list
     out: list = []
     for gran in grans:
         times, values = store.read(metric, aggregation, gran, start_ts, stop_ts)
+        if resample is not None:
+            step = parse_duration("resample", resample)
+            return _resampled(aggregation, gran, step, times, values)
         out += jsonio.points(times, values, float(gran))
     return out
+
+
+def _resampled(method: str, gran: int, step: float, times, values) -> list[list]:
+    """``resample=``: one series regrouped into ``step`` buckets by its own method, as
+    Gnocchi's measures read does it (through the aggregates core, not a second copy)."""
+    if method not in operations.REDUCERS:
+        raise bad_param("resample", f"cannot resample the {method!r} aggregation")
+    key = ("series", method)
+    tree = ["resample", method, step, ["metric", key]]
+    source = operations.Series(key, float(gran), times, values)
+    (block,) = operations.evaluate(tree, [source], needed_overlap=0.0)
+    return jsonio.points(block.times, block.values[:, 0], float(step))
 
 
 def push_measures(metric: Metric) -> Response:

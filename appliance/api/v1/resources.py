@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Union
 
 from flask import Blueprint, Response, request
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     WithJsonSchema,
     model_validator,
@@ -30,7 +32,7 @@ from appliance.api.v1.pagination import link_next
 from appliance.index import Conflict, NotFound
 from appliance.index.query import QueryError, compile_query, parse_filter
 from appliance.model import Metric, Resource, resource_id_for
-from appliance.validation import Body, Label, fail
+from appliance.validation import CUSTOM, Body, Label, fail, tag
 from appliance.webcontext import get_store
 
 bp = Blueprint("resources", __name__)
@@ -50,7 +52,22 @@ def _scalar(value: Any) -> Any:
 #: A type attribute's value (which attributes a type has is the index's to say).
 Attribute = Annotated[Any, BeforeValidator(_scalar), WithJsonSchema(
     {"type": ["string", "number", "boolean", "null"]})]
-Metrics = dict[str, MetricCreate]
+
+
+def _metric_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return tag("spec")
+    return tag("id") if isinstance(value, str | uuid.UUID) else None
+
+
+#: A resource's metrics by name: a new one's spec, or the id of an existing one to attach.
+Metrics = dict[str, Annotated[
+    Union[Annotated[MetricCreate, Tag(tag("spec"))],  # noqa: UP007
+          Annotated[uuid.UUID, Tag(tag("id"))]],
+    Discriminator(_metric_kind, custom_error_type=CUSTOM,
+                  custom_error_message="must be a metric id or an object "
+                                       "{archive_policy_name, unit}"),
+]]
 
 
 class ResourceCreate(Body):
@@ -68,7 +85,8 @@ class ResourceCreate(Body):
 
 
 class ResourcePatch(Body):
-    """Attributes to change, ``ended_at``, and metrics to add."""
+    """Attributes to change, ``ended_at``, and the resource's metrics: given, they replace
+    its set (ids attached, specs created, the others detached but kept)."""
 
     model_config = ConfigDict(extra="allow")
     __pydantic_extra__: dict[str, Attribute]  # type: ignore[assignment]
@@ -147,12 +165,15 @@ def resource_body(row) -> dict:
 
 
 def listing(type_: str, where: str = "", params: list | None = None) -> Response:
-    """One page of resources (``limit``/``marker``/``sort``), with a ``rel="next"`` link."""
+    """One page of resources (``limit``/``marker``/``sort``), with a ``rel="next"`` link.
+
+    A generic page mixes types: it shows the generic keys unless ``details=true``.
+    """
     type_attributes(type_)
     store = get_store()
     limit = parse_int("limit", arg("limit"), MAX_LIMIT, 1, MAX_LIMIT)
     sort = parse_sort()
-    bool_arg("details")
+    details = bool_arg("details")
     bool_arg("history")
     marker = arg("marker")
     if marker is not None:
@@ -164,7 +185,10 @@ def listing(type_: str, where: str = "", params: list | None = None) -> Response
     except NotFound:
         raise bad_param("marker", f"{marker} is not a resource of this listing") from None
     metrics = store.index.resource_metrics([r["id"] for r in rows])
-    response = jsonio.response([serialize.resource(r, metrics[r["id"]]) for r in rows])
+    bodies = [serialize.resource(r, metrics[r["id"]]) for r in rows]
+    if type_ == "generic":
+        bodies = serialize.generic_rows(bodies, details)
+    response = jsonio.response(bodies)
     if len(rows) == limit:
         link_next(response, rows[-1]["id"])
     return response
@@ -184,11 +208,24 @@ def _time(key: str, value: str | None) -> float | None:
     return None if value is None else parse_timestamp(key, value)
 
 
-def _add_metrics(resource_id: str, wanted: dict[str, MetricCreate] | None) -> list[Metric]:
-    """Gnocchi's ``metrics: {name: {archive_policy_name, unit}}`` on create and patch."""
+def _add_metrics(resource_id: str, wanted: dict[str, MetricCreate | uuid.UUID] | None,
+                 replace: bool = False) -> list[Metric]:
+    """Gnocchi's ``metrics: {name: {archive_policy_name, unit} | metric_id}`` on create and
+    patch: a spec creates a metric, an id attaches an existing one. With ``replace`` (a PATCH
+    naming ``metrics``) the set replaces the resource's metrics, the others being detached,
+    which is how ``gnocchi resource update --delete-metric`` works."""
+    wanted = wanted or {}
+    attach = {name: str(spec) for name, spec in wanted.items() if isinstance(spec, uuid.UUID)}
+    if attach or replace:
+        try:
+            get_store().index.set_resource_metrics(resource_id, attach, replace)
+        except NotFound as exc:
+            raise bad_param("metrics", f"{exc} does not exist") from None
+        except Conflict as exc:
+            raise ApiError(409, str(exc)) from None
     return [metric_views.create_metric({**spec.model_dump(exclude_unset=True), "name": name},
                                        resource_id)
-            for name, spec in (wanted or {}).items()]
+            for name, spec in wanted.items() if isinstance(spec, MetricCreate)]
 
 
 @bp.get("/resource_type")
@@ -255,7 +292,7 @@ def patch_resource(type_: str, resource_id: str):
     ended_at = (_time("ended_at", body.ended_at) if "ended_at" in body.model_fields_set
                 else row["ended_at"])
     store = get_store()
-    _add_metrics(row["id"], body.metrics)
+    _add_metrics(row["id"], body.metrics, replace=body.metrics is not None)
     store.index.update_resource(row["id"], attrs, ended_at)
     return jsonio.response(resource_body(store.index.resource(row["id"])))
 
@@ -267,6 +304,36 @@ def delete_resource(type_: str, resource_id: str):
     row = load(type_, resource_id)
     get_store().delete_resource(row["id"])
     return Response(status=204)
+
+
+class Deleted(BaseModel):
+    """How many resources a batch delete removed."""
+
+    deleted: int
+
+
+@bp.delete("/resource/<type_>")
+@operation(Deleted, body=Query, body_required=False,
+           params=(query("filter", {"type": "string"}, "Gnocchi's filter string"),))
+def batch_delete_resources(type_: str):
+    """Delete every resource a query matches, with its metrics.
+
+    Gnocchi's batch delete: a query is required (JSON body or ``filter``), so nothing is
+    deleted by omission; answers ``{"deleted": N}``.
+    """
+    query = search_query()
+    if not query:
+        raise bad_param("query", "is required (a filter or a JSON query)")
+    where, params = compiled(query)
+    type_attributes(type_)
+    rows = get_store().index.resources(type_, where=where, params=params, sort=[("id", True)],
+                                       limit=MAX_LIMIT * 10 + 1)
+    if len(rows) > MAX_LIMIT * 10:
+        raise bad_param("query", f"matches more than {MAX_LIMIT * 10} resources")
+    store = get_store()
+    for row in rows:
+        store.delete_resource(row["id"])
+    return jsonio.response({"deleted": len(rows)})
 
 
 @bp.get("/resource/<type_>/<resource_id>/history")

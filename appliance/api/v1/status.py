@@ -12,6 +12,7 @@ from appliance import scaleout
 from appliance.aggregation import REDUCERS
 from appliance.api.openapi import operation
 from appliance.api.params import AGGREGATIONS
+from appliance.index import rebuilds
 from appliance.webcontext import get_settings, get_store
 
 bp = Blueprint("status", __name__)
@@ -65,6 +66,8 @@ class Appliance(BaseModel):
     metrics: int
     counters: dict[str, int]
     sources: list[SourceStatus]
+    #: Archive policies changed in use: metric files still to rebuild, per policy.
+    policy_rebuilds: dict[str, int]
     store: StoreHealth
 
 
@@ -99,6 +102,8 @@ def status():
                 "metrics": counts["metrics"],
                 "counters": store.index.counters(),
                 "sources": store.index.source_status(),
+                # Archive policies changed in use: metric files still to rebuild, per policy.
+                "policy_rebuilds": rebuilds.progress(store.index),
                 "coordination": scaleout.coordination(get_settings()),
                 "publishers": scaleout.publishers(get_settings()),
                 # Live, not stored: an outage shows here while it lasts.

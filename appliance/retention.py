@@ -1,0 +1,84 @@
+"""Changing an archive policy in use: every file on it rebuilt, one metric at a time.
+
+The API's PATCH writes the new policy and queues its metrics (:mod:`appliance.index.rebuilds`)
+and starts :func:`rebuild_in_background`; each API worker also starts it when it boots, so a
+rebuild cut short by a crash or a restart resumes by itself. A lock file lets one process
+at a time work through the queue; the lock dies with its holder.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+
+from appliance.config import Settings
+from appliance.index import rebuilds
+from appliance.storage import rebuild
+from appliance.store import Store
+
+log = logging.getLogger(__name__)
+#: How long a worker that boots before rrdcached keeps retrying.
+RETRY_FOR = 60.0
+
+
+def rebuild_pending(store: Store) -> int:
+    """Rebuild every queued metric unless another process is at it; return how many."""
+    lock = store.settings.run_dir / "policy-rebuild.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        done, failed = 0, set()
+        while batch := [(m, q) for m, q in rebuilds.pending(store.index, 100 + len(failed))
+                        if m.id not in failed]:
+            for metric, queued_at in batch:
+                policy = store.index.policy(metric.archive_policy_name)
+                try:
+                    rebuild.rebuild(store.measures, metric, policy)
+                except rebuild.RebuildError as exc:
+                    log.error("policy %s: metric %s not rebuilt: %s", policy.name, metric.id, exc)
+                    failed.add(metric.id)  # stays queued for the next start
+                    continue
+                rebuilds.finished(store.index, metric.id, queued_at)
+                done += 1
+        if done:
+            log.info("archive policy rebuild: %d metric files in their new layout", done)
+        return done
+    finally:
+        os.close(fd)
+
+
+def rebuild_in_background(settings: Settings) -> threading.Thread:
+    """Work through the queue in a daemon thread (retrying while rrdcached is not up).
+
+    The thread opens its own store: a worker's rrdcached connection and SQLite handle serve
+    its requests meanwhile, and a protocol line from each thread would interleave.
+    """
+
+    def work() -> None:
+        if not settings.index_path.is_file():
+            return  # no appliance on this data dir yet: nothing can be queued
+        deadline = time.monotonic() + RETRY_FOR
+        while True:
+            try:
+                store = Store(settings, seed=False)
+                try:
+                    rebuild_pending(store)
+                finally:
+                    store.close()
+                return
+            except OSError as exc:  # rrdcached restarting: its socket is not there yet
+                if time.monotonic() > deadline:
+                    log.error("archive policy rebuild postponed to the next start: %s", exc)
+                    return
+                time.sleep(1.0)
+
+    thread = threading.Thread(target=work, name="policy-rebuild", daemon=True)
+    thread.start()
+    return thread
