@@ -133,8 +133,10 @@ def get(url: str, token: str | None = None) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except TimeoutError:  # the first answer opens the store: slow on a busy machine
+        return 0, b""
     except urllib.error.URLError as exc:
-        if isinstance(exc.reason, ConnectionRefusedError):
+        if isinstance(exc.reason, ConnectionRefusedError | TimeoutError):
             return 0, b""
         raise
 

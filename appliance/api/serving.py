@@ -24,7 +24,7 @@ import gc
 import logging
 import os
 
-from appliance import gcpolicy
+from appliance import gcpolicy, retention
 
 log = logging.getLogger("appliance.api.serving")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -60,8 +60,12 @@ def when_ready(server) -> None:
 
 
 def post_fork(server, worker) -> None:
+    """In each new worker: its memory baseline, and the rebuild of a policy change cut short
+    by a crash or restart (one process at a time works the queue, under a lock file)."""
     global _checked_at, _requests
     _checked_at, _requests = anonymous_bytes(), 0
+    # The app the master preloaded (worker.wsgi is only set after this hook).
+    retention.rebuild_in_background(worker.app.wsgi().extensions["appliance.settings"])
 
 
 def post_request(worker, req, environ, resp) -> None:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from appliance import config, retention
+from appliance import config
 from appliance.api import create_app
 
 _data_dir = os.environ.get("APPLIANCE_DATA_DIR")
 _settings = config.load(
     os.environ.get("APPLIANCE_CONFIG") or None, Path(_data_dir) if _data_dir else None
 )
+# No store is opened here: under --preload this runs in gunicorn's master, and an SQLite
+# connection open across the fork of a worker breaks SQLite's locking in the worker (its
+# reads then miss committed rows). Each worker opens its own at first use, and resumes a
+# policy rebuild cut short by a crash or restart as it boots (serving.post_fork).
 application = create_app(_settings)
-# A policy change's rebuild cut short by a crash or restart resumes as a worker boots.
-retention.rebuild_in_background(_settings)
