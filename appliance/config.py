@@ -98,7 +98,7 @@ class ApiSettings(_Section):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     secret_key: SecretStr | None = None  # signs status-page sessions; generated if unset
     # A worker holding more memory of its own (not shared with the preloaded master) than
-    # this is replaced after its request (appliance/api/serving.py): what a burst of large
+    # this is replaced after its request (appliance/web/api/serving.py): what a burst of large
     # requests left behind comes back.
     worker_recycle_mb: int = Field(24, ge=1)
 

@@ -54,10 +54,10 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
                 sys.executable, "-m", "gunicorn",
                 "--workers", str(settings.api.workers),
                 # The app is imported once in the master and its workers are forked from
-                # it, sharing those pages (appliance/api/serving.py freezes them first and
+                # it, sharing those pages (appliance/web/api/serving.py freezes them first and
                 # replaces a worker holding more than api.worker_recycle_mb of its own).
                 "--preload",
-                "--config", "python:appliance.api.serving",
+                "--config", "python:appliance.web.api.serving",
                 # A backstop for slow growth the memory check does not catch; the jitter
                 # keeps two workers from restarting together.
                 "--max-requests", "20000", "--max-requests-jitter", "2000",
@@ -70,7 +70,7 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
                 "--access-logfile", "-",
                 "--error-logfile", "-",
                 *tls.gunicorn_args(settings),
-                "appliance.api.wsgi:application",
+                "appliance.web.api.wsgi:application",
             ],
             20,
             env,

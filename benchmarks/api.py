@@ -46,9 +46,9 @@ import rrdtool
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance import config, supervise  # noqa: E402
-from appliance.api import create_app  # noqa: E402
 from appliance.storage.policy import BUILTIN_POLICIES, rras  # noqa: E402
 from appliance.store import Store  # noqa: E402
+from appliance.web.api import create_app  # noqa: E402
 from tests.conftest import RunningAppliance, free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

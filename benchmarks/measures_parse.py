@@ -23,7 +23,7 @@ from pydantic import BaseModel, TypeAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance.api import ingest  # noqa: E402
+from appliance.web.api import ingest  # noqa: E402
 
 METRICS, POINTS = 100, 60
 

@@ -29,8 +29,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance import config  # noqa: E402
-from appliance.api import create_app  # noqa: E402
 from appliance.store import Store  # noqa: E402
+from appliance.web.api import create_app  # noqa: E402
 from tests.conftest import RunningAppliance  # noqa: E402
 from tests.promserver import Prometheus, fleet_samples, openmetrics  # noqa: E402
 

@@ -24,12 +24,12 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from appliance import config, coordination, tokens  # noqa: E402
-from appliance.api import create_app  # noqa: E402
 from appliance.pollsters.snmp import build  # noqa: E402
 from appliance.publishers.remote_write import RemoteWrite  # noqa: E402
 from appliance.remotewrite import Series, encode  # noqa: E402
 from appliance.storage.daemon import rrdcached_process  # noqa: E402
 from appliance.store import Store  # noqa: E402
+from appliance.web.api import create_app  # noqa: E402
 from tests import engines  # noqa: E402  (the tests' engine starters)
 from tests.snmp import recordings as rec  # noqa: E402
 from tests.snmp.agents import snmpsim  # noqa: E402

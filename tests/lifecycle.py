@@ -29,7 +29,7 @@ def supervisorctl(app: RunningAppliance, *args: str) -> str:
 def program_pid(app: RunningAppliance, name: str) -> int:
     """The pid of a supervised program, or of a process that the ``workers`` program forked
     (``poll-host``, ``alarm-evaluator``: appliance/workers.py); 0 while it is not running."""
-    from appliance.ui.health import forked_rows
+    from appliance.web.ui.health import forked_rows
 
     text = supervisorctl(app, "pid", name)
     if text.isdigit():

@@ -16,8 +16,8 @@ import pytest
 from appliance import tokens
 from appliance.alarms.actions import Notifier
 from appliance.alarms.evaluator import Evaluator
-from appliance.api import create_app
 from appliance.model import Kind, PollResult, Resource, Sample
+from appliance.web.api import create_app
 
 MINUTE = 60
 

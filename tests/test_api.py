@@ -9,8 +9,8 @@ import time
 import pytest
 
 from appliance import tokens
-from appliance.api import create_app
-from appliance.api.v1.status import Status
+from appliance.web.api import create_app
+from appliance.web.api.v1.status import Status
 
 
 class Api:

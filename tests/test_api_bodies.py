@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.api.openapi import REF
-from appliance.api.v1.archive_policies import ArchivePolicyCreate
-from appliance.api.v1.metrics import MetricCreate
+from appliance.web.api.openapi import REF
+from appliance.web.api.v1.archive_policies import ArchivePolicyCreate
+from appliance.web.api.v1.metrics import MetricCreate
 from tests.test_alarms import alarm_body, by_metrics
 from tests.test_api import api, new_metric  # noqa: F401  (the fixture)
 

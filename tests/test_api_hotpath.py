@@ -1,4 +1,4 @@
-"""``GET /v1/metric/<id>/measures`` without Flask (appliance.api.hotpath) answers exactly
+"""``GET /v1/metric/<id>/measures`` without Flask (appliance.web.api.hotpath) answers exactly
 what the Flask route answers, and leaves every other case to Flask.
 
 Each request goes to the app with the fast path and to the same app's Flask ``wsgi_app``
@@ -16,10 +16,10 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Response
 
 from appliance import tokens
-from appliance.api import create_app
-from appliance.api.hotpath import MeasuresFastPath
 from appliance.index import Index
 from appliance.store import Store
+from appliance.web.api import create_app
+from appliance.web.api.hotpath import MeasuresFastPath
 
 
 @pytest.fixture

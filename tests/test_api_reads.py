@@ -2,7 +2,7 @@
 
 Tokens and metrics are remembered per process until one may have changed
 (:mod:`appliance.index.memo`), measures are encoded from pre-encoded timestamps
-(:func:`appliance.api.jsonio.points`) and API requests skip the session signer. Each test
+(:func:`appliance.web.api.jsonio.points`) and API requests skip the session signer. Each test
 here drives the real app over a real store and checks what a client would see.
 """
 
@@ -17,9 +17,9 @@ import orjson
 import pytest
 
 from appliance import tokens
-from appliance.api import create_app, jsonio
 from appliance.index import Index
 from appliance.store import Store
+from appliance.web.api import create_app, jsonio
 
 
 @pytest.fixture

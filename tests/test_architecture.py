@@ -24,20 +24,20 @@ SQL = re.compile(
 )
 #: part -> parts it must never import (pollster -> sample -> store -> API, DESIGN.md).
 FORBIDDEN = {
-    "appliance.storage": ("appliance.index", "appliance.store", "appliance.api", "appliance.ui",
-                          "appliance.alarms", "appliance.pollsters", "appliance.webcontext"),
-    "appliance.index": ("appliance.storage", "appliance.store", "appliance.api", "appliance.ui",
-                        "appliance.alarms", "appliance.pollsters", "appliance.webcontext"),
+    "appliance.storage": ("appliance.index", "appliance.store", "appliance.web",
+                          "appliance.alarms", "appliance.pollsters"),
+    "appliance.index": ("appliance.storage", "appliance.store", "appliance.web",
+                        "appliance.alarms", "appliance.pollsters"),
     "appliance.pollsters": ("appliance.storage", "appliance.index", "appliance.store",
-                            "appliance.api", "appliance.ui", "appliance.alarms"),
+                            "appliance.web", "appliance.alarms"),
     "appliance.aggregation": ("appliance.storage", "appliance.index", "appliance.store",
-                              "appliance.api", "appliance.ui", "appliance.alarms"),
+                              "appliance.web", "appliance.alarms"),
     "appliance.model": ("appliance.",),
     "appliance.validation": ("appliance.",),
-    "appliance.api.openapi": ("appliance.api.v1", "appliance.api.prometheus"),
-    "appliance.ui": ("appliance.api", "appliance.pollsters", "appliance.supervise"),
-    "appliance.alarms": ("appliance.api", "appliance.ui", "appliance.supervise"),
-    "appliance.webcontext": ("appliance.api", "appliance.ui"),
+    "appliance.web.api.openapi": ("appliance.web.api.v1", "appliance.web.api.prometheus"),
+    "appliance.web.ui": ("appliance.web.api", "appliance.pollsters", "appliance.supervise"),
+    "appliance.alarms": ("appliance.web", "appliance.supervise"),
+    "appliance.web.context": ("appliance.web.api", "appliance.web.ui"),
 }
 
 

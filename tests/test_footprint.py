@@ -17,7 +17,7 @@ import requests
 
 from appliance import workers
 from appliance.config import ApiSettings
-from appliance.ui.health import forked_rows
+from appliance.web.ui.health import forked_rows
 from tests.conftest import wait_for
 
 
@@ -57,7 +57,7 @@ def _day_of_measures(app) -> tuple[str, int]:
 
 def _read_windows(app, mid: str, start: int, count: int) -> None:
     """GETs of ``count`` different windows: each leaves a timestamp grid in the worker's
-    bounded caches (appliance/api/jsonio.py), about 200 KB apiece."""
+    bounded caches (appliance/web/api/jsonio.py), about 200 KB apiece."""
     for i in range(count):
         r = requests.get(f"{app.url}/v1/metric/{mid}/measures", headers=app.headers,
                          params={"granularity": 60, "start": start + 60 * i}, timeout=10)

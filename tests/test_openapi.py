@@ -24,7 +24,7 @@ from schemathesis.checks import (
 )
 
 from appliance import tokens
-from appliance.api import create_app
+from appliance.web.api import create_app
 from tests.test_alarms import alarm_body, by_metrics
 
 schemathesis.experimental.OPEN_API_3_1.enable()

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from appliance import config, tokens
-from appliance.api import create_app
 from appliance.model import Kind, PollResult, Resource, Sample, TargetReport
+from appliance.web.api import create_app
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "promtool"
 

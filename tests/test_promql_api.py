@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from appliance import tokens
-from appliance.api import create_app
+from appliance.web.api import create_app
 from tests.promserver import ServedApp, fleet_samples, load
 
 
@@ -198,8 +198,8 @@ def test_series_are_named_and_labelled_exactly_as_on_metrics(served):
 
 
 def test_best_granularity_follows_step_and_retention():
-    from appliance.api.promql_source import best_granularity
     from appliance.model import BUILTIN_POLICIES
+    from appliance.web.api.promql_source import best_granularity
 
     high, now = BUILTIN_POLICIES["high"], 10**9
     assert best_granularity(high, now - 600, 1, now) == 1
@@ -211,8 +211,8 @@ def test_best_granularity_follows_step_and_retention():
 
 
 def test_a_range_beyond_retention_reads_only_what_is_kept(store):
-    from appliance.api.promql_source import StoreSource
     from appliance.promql import Matcher
+    from appliance.web.api.promql_source import StoreSource
 
     load(store, fleet_samples(2, 30, time.time() - 60))
     source = StoreSource(store)

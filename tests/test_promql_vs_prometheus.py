@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from appliance import tokens
-from appliance.api import create_app
+from appliance.web.api import create_app
 from tests.promserver import Prometheus, fleet_samples, load, openmetrics
 
 REL = ABS = 1e-9

@@ -13,8 +13,8 @@ import cramjam
 import pytest
 
 from appliance import tokens
-from appliance.api import create_app
 from appliance.remotewrite import Series, WriteRequest, encode
+from appliance.web.api import create_app
 from tests.test_api import Api
 
 

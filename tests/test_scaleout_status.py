@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from appliance import config, coordination, publishers
-from appliance.api import create_app
 from appliance.model import Kind, PollResult, Resource, Sample
 from appliance.store import Store
+from appliance.web.api import create_app
 from tests import engines
 from tests.conftest import free_port, wait_for
 

@@ -15,13 +15,13 @@ import yaml
 from click.testing import CliRunner
 
 from appliance import tokens
-from appliance.api import create_app
 from appliance.cli import main
 from appliance.config import parse
 from appliance.index import snmp_targets
 from appliance.pollsters.snmp import build
 from appliance.snmp_programs import attach_runtime_targets
 from appliance.supervise import programs
+from appliance.web.api import create_app
 from tests.snmp.agents import poll, snmpd
 from tests.test_ui import make_app
 

@@ -14,10 +14,10 @@ import time
 import pytest
 
 from appliance import config, tokens
-from appliance.api import create_app
 from appliance.model import Kind, PollResult, Resource, Sample, TargetReport
 from appliance.storage.policy import BUILTIN_POLICIES
-from appliance.ui import charts, formatting, login
+from appliance.web.api import create_app
+from appliance.web.ui import charts, formatting, login
 
 
 def make_app(store, **api):

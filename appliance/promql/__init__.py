@@ -2,7 +2,7 @@
 
 Pure: no Flask, no config, no I/O. A store is reached only through the
 :class:`~appliance.promql.model.Source` protocol (series selection and bucket reads), which
-``appliance.api.promql_source`` implements over the index and the RRD files.
+``appliance.web.api.promql_source`` implements over the index and the RRD files.
 """
 
 from appliance.promql.evaluate import evaluate
