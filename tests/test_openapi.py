@@ -48,7 +48,7 @@ class RawBytes:
 #: Blueprints whose every route must be in the document.
 DOCUMENTED_BLUEPRINTS = {"status", "resources", "metrics", "archive_policies", "batch",
                          "aggregates", "aggregation", "alarms", "prometheus", "snmp_targets",
-                         "receivers"}
+                         "receivers", "promql"}
 CHECKS = (
     not_a_server_error,
     status_code_conformance,

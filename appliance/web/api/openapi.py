@@ -51,6 +51,7 @@ ERRORS = {
     409: "Already exists",
     413: "Body larger than api.max_body_bytes",
     415: "Body is not JSON",
+    422: "The query cannot be evaluated (Prometheus' execution error)",
     503: "The measures store is unavailable (Retry-After says when to retry)",
     507: "The data disk is full; nothing was written",
 }

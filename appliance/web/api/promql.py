@@ -22,6 +22,7 @@ from appliance import __version__
 from appliance.promql import QueryError, Scalar, SeriesInfo, Unsupported, evaluate, parse
 from appliance.promql import format_query as pretty
 from appliance.promql.plan import Selector
+from appliance.web.api.openapi import operation, query
 from appliance.web.api.prometheus import help_text
 from appliance.web.api.promql_source import StoreSource
 from appliance.web.context import get_store
@@ -34,6 +35,21 @@ API_VERSION = "2.42.0"
 BOTH = ("GET", "POST")
 #: An instant query reads the archive that would serve a range query at this step.
 INSTANT_STEP = 60.0
+
+
+#: Prometheus' answer: ``status`` and ``data`` (shape per endpoint), maybe ``warnings``.
+ANSWER = {"type": "object", "required": ["status", "data"], "properties": {
+    "status": {"const": "success"}, "data": {},
+    "warnings": {"type": "array", "items": {"type": "string"}}}}
+TEXT = {"type": "string"}
+
+
+def _required(name: str, description: str = "") -> dict:
+    return {**query(name, TEXT, description), "required": True}
+
+
+MATCH = query("match[]", {"type": "array", "items": TEXT}, "series selectors")
+SPAN = (query("start", TEXT, "RFC 3339 or Unix time"), query("end", TEXT, "likewise"))
 
 
 class BadData(Exception):
@@ -140,7 +156,10 @@ def _stamp(t: float) -> float | int:
 
 
 @bp.route("/query", methods=BOTH)
-def query() -> Response:
+@operation(ANSWER, summary="PromQL instant query", params=(
+    _required("query", "PromQL (the documented subset)"),
+    query("time", TEXT, "RFC 3339 or Unix time; default now"), query("timeout", TEXT)))
+def instant_query() -> Response:
     plan = _plan(_param("query"))
     t = _time("time", time.time())
     value, warnings = _run(plan, np.array([t]), INSTANT_STEP)
@@ -154,6 +173,9 @@ def query() -> Response:
 
 
 @bp.route("/query_range", methods=BOTH)
+@operation(ANSWER, summary="PromQL range query", params=(
+    _required("query", "PromQL (the documented subset)"), _required("start"), _required("end"),
+    _required("step", "seconds or a duration (1m)"), query("timeout", TEXT)))
 def query_range() -> Response:
     plan = _plan(_param("query"))
     start, end, step = _time("start"), _time("end"), _duration("step")
@@ -215,22 +237,27 @@ def _matched(required: bool) -> list[SeriesInfo]:
 
 
 @bp.route("/series", methods=BOTH)
+@operation(ANSWER, summary="Series matching selectors", params=(MATCH, *SPAN))
 def series() -> Response:
     return _success([s.labels for s in _matched(required=True)])
 
 
 @bp.route("/labels", methods=BOTH)
+@operation(ANSWER, summary="Label names", params=(MATCH, *SPAN))
 def labels() -> Response:
     return _success(sorted({k for s in _matched(required=False) for k in s.labels}))
 
 
 @bp.get("/label/<name>/values")
+@operation(ANSWER, summary="A label's values", params=(MATCH, *SPAN))
 def label_values(name: str) -> Response:
     values = {s.labels[name] for s in _matched(required=False) if name in s.labels}
     return _success(sorted(values))
 
 
 @bp.get("/metadata")
+@operation(ANSWER, summary="Metric metadata", params=(query("metric", TEXT),
+                                                      query("limit", TEXT)))
 def metadata() -> Response:
     wanted = request.values.get("metric") or None
     out: dict[str, list[dict]] = {}
@@ -246,6 +273,7 @@ def metadata() -> Response:
 
 
 @bp.get("/status/buildinfo")
+@operation(ANSWER, summary="Build information (the Prometheus API version followed)")
 def buildinfo() -> Response:
     return _success({"version": API_VERSION, "revision": f"appliance-{__version__}",
                      "branch": "appliance", "buildUser": "", "buildDate": "",
@@ -253,6 +281,8 @@ def buildinfo() -> Response:
 
 
 @bp.route("/format_query", methods=BOTH)
+@operation(ANSWER, summary="A PromQL expression, formatted",
+           params=(_required("query", "PromQL"),))
 def format_query() -> Response:
     try:
         return _success(pretty(_param("query")))
