@@ -16,13 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from playwright import sync_api
 
 from appliance import config, tls
 from appliance.config import ConfigError
 from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS
 
 GNOCCHI = str(Path(sys.executable).with_name("gnocchi"))
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def curl(*args: str) -> subprocess.CompletedProcess:

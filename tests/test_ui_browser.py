@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright import sync_api
 
 from tests.conftest import wait_for
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -12,13 +12,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 import requests
+from playwright import sync_api
 
 from tests.conftest import wait_for
 from tests.test_ui_browser import CHROMIUM, CHROMIUM_ARGS
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def _metric(app, resource_type: str, name: str) -> dict | None:
