@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -177,24 +178,48 @@ def _agent(settings: Settings, source: str) -> None:
 @config_option
 @data_dir_option
 def workers(config_path: Path | None, data_dir: Path | None) -> None:
-    """Fork an agent per enabled source, and the alarm evaluator, from this preloaded
-    process; fork again whichever ends (run by supervisord)."""
-    from functools import partial
-
-    from appliance import store  # noqa: F401 (imported before the fork: shared pages)
-    from appliance import workers as forked
-    from appliance.alarms import actions, evaluator  # noqa: F401 (likewise)
-    from appliance.alarms import process as alarm_process
-
+    """Fork the API, an agent per enabled source, the alarm evaluator and the SNMP programs
+    from this preloaded process; fork again whichever ends (run by supervisord)."""
     settings = load_settings(config_path, data_dir)
-    sources = settings.enabled_sources()
-    jobs = [forked.Worker(f"poll-{s}", partial(_agent, settings, s)) for s in sources]
-    for source in sources:
-        SOURCES[source]()  # each pollster's module, imported here once for every child
-    if settings.alarms.enabled:
-        jobs.append(forked.Worker("alarm-evaluator", partial(alarm_process.main, settings)))
+    from appliance import workers as forked
+    from appliance.supervise import forked as forked_names
+
+    names = forked_names(settings)
+    jobs = [forked.Worker(name, _job(settings, name)) for name in names]
     forked.freeze_imports()
     sys.exit(forked.supervise(jobs, str(settings.data_dir)))
+
+
+def _job(settings: Settings, name: str) -> Callable[[], object]:
+    """What the forked process ``name`` runs; its modules are imported here, in the parent,
+    so that every child shares them (the fork comes after every import)."""
+    from functools import partial
+
+    if name == "api":
+        from appliance.web.api import server
+
+        server.preload()
+        return partial(server.serve, settings)
+    if name.startswith("poll-"):
+        from appliance import agent, store  # noqa: F401 (shared pages)
+
+        source = name.removeprefix("poll-")
+        SOURCES[source]()  # the pollster's module
+        return partial(_agent, settings, source)
+    if name == "alarm-evaluator":
+        from appliance.alarms import process
+
+        return partial(process.main, settings)
+    from appliance import snmp_programs
+
+    if name == "snmp-traps":
+        from appliance.pollsters.snmp import traps  # noqa: F401 (pysnmp, shared pages)
+
+        return partial(snmp_programs.receive_traps, settings)
+    if name == "snmp-discovery":
+        return partial(snmp_programs.discover_forever, settings,
+                       settings.pollsters.snmp.discovery)
+    raise ValueError(f"no forked process is named {name!r}")
 
 
 def _my_share(settings: Settings, source: str, targets) -> list[str]:

@@ -1,11 +1,13 @@
 """The supervisord config that ``appliance run`` renders into the data dir.
 
-One supervisor runs every process: rrdcached first, then the API (a preloaded gunicorn
-master and its workers), then ``workers``: one preloaded parent that forks a process per
-enabled source kind and one for the alarm evaluator (:mod:`appliance.workers`), and forks
-again whichever ends; and the SNMP trap receiver and discovery loop when configured (a
-plain list, :func:`programs`). Children log to supervisord's stdout, so under systemd everything
-lands in the journal and under ``make run`` in the terminal.
+One supervisor runs two programs: rrdcached first, then ``workers``, one preloaded parent
+(:mod:`appliance.workers`) that imports every module once and forks the rest, each a
+process of its own that it forks again if it ends: the API's gunicorn arbiter (which forks
+its own workers), an agent per enabled source, the alarm evaluator, and the SNMP trap
+receiver and discovery loop when configured (:func:`forked`). One parent rather than a
+program each, because each interpreter started on its own paid 35-50 MB for the same
+modules (benchmarks/README.md, footprint.py). Children log to supervisord's stdout, so under
+systemd everything lands in the journal and under ``make run`` in the terminal.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance import tls
 from appliance.config import Settings
 
 
@@ -46,48 +47,27 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     env = {"APPLIANCE_DATA_DIR": str(settings.data_dir), "MALLOC_ARENA_MAX": "2"}
     if config_path is not None:
         env["APPLIANCE_CONFIG"] = str(config_path)
-    out = [
+    return [
         Program("rrdcached", _appliance("rrdcached", *common), 10),
-        Program(
-            "api",
-            [
-                sys.executable, "-m", "gunicorn",
-                "--workers", str(settings.api.workers),
-                # The app is imported once in the master and its workers are forked from
-                # it, sharing those pages (appliance/web/api/serving.py freezes them first and
-                # replaces a worker holding more than api.worker_recycle_mb of its own).
-                "--preload",
-                "--config", "python:appliance.web.api.serving",
-                # A backstop for slow growth the memory check does not catch; the jitter
-                # keeps two workers from restarting together.
-                "--max-requests", "20000", "--max-requests-jitter", "2000",
-                # Sync workers, measured against gthread with one thread and keep-alive
-                # (benchmarks/api.py): here gthread's hand-off of each request between its
-                # two threads cost more than the TCP connection that keep-alive saves.
-                "--bind", settings.api.listen,
-                "--graceful-timeout", "5",
-                # Written after the response is sent; dropping it bought no measurable time.
-                "--access-logfile", "-",
-                "--error-logfile", "-",
-                *tls.gunicorn_args(settings),
-                "appliance.web.api.wsgi:application",
-            ],
-            20,
-            env,
-        ),
+        Program("workers", _appliance("workers", *common), 20, env),
     ]
-    if settings.enabled_sources() or settings.alarms.enabled:
-        out.append(Program("workers", _appliance("workers", *common), 30, env))
+
+
+def forked(settings: Settings) -> list[str]:
+    """What the ``workers`` parent forks for this config, in fork order: the API's gunicorn,
+    an agent per enabled source, the alarm evaluator, and the SNMP trap receiver and
+    discovery loop when configured (:func:`appliance.cli.workers` runs them)."""
+    names = ["api", *(f"poll-{source}" for source in settings.enabled_sources())]
+    if settings.alarms.enabled:
+        names.append("alarm-evaluator")
     snmp = settings.pollsters.snmp
     # The trap receiver when there are targets to accept traps from (configured, or found by
     # discovery); the discovery loop when there are networks to sweep.
     if snmp.enabled and snmp.traps.enabled and (snmp.targets or snmp.discovery.networks):
-        out.append(Program("snmp-traps", _appliance("snmp", "traps", *common), 30))
+        names.append("snmp-traps")
     if snmp.enabled and snmp.discovery.networks:
-        out.append(
-            Program("snmp-discovery", _appliance("snmp", "discover", "--loop", *common), 35)
-        )
-    return out
+        names.append("snmp-discovery")
+    return names
 
 
 def stdout_is_socket() -> bool:

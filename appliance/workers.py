@@ -13,7 +13,9 @@ only that child, which the parent forks again after a back-off; the other source
 notice. The parent runs no source code itself and starts no thread, so it is safe to fork.
 Titles (``setproctitle``) keep ``ps`` and the status page readable: ``appliance: workers``
 and one ``appliance: poll-<source>`` per child, each followed by ``[<data dir>]`` so that
-two appliances on one machine (the tests run several) stay apart.
+two appliances on one machine (the tests run several) stay apart. The API's child runs
+gunicorn, which titles its arbiter and workers itself (``gunicorn: master [appliance-api
+<data dir>]``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ log = logging.getLogger(__name__)
 
 #: Title prefix of every process this module names (the status page looks for it).
 TITLE = "appliance: "
+#: The API's child retitles itself: gunicorn names its arbiter "gunicorn: master [<name>]",
+#: and appliance/web/api/server.py gives it a name that starts "appliance-api".
+API_TITLE = "gunicorn: master [appliance-api"
 #: A child that lived at least this long is restarted at once; a quicker death doubles the
 #: wait (up to MAX_BACKOFF), so a source that crashes at start does not spin the CPU.
 STABLE_SECONDS = 30.0
@@ -77,7 +82,10 @@ def title(name: str, tag: str) -> str:
 
 
 def name_of(process_title: str) -> str | None:
-    """The worker name in a title this module set, else None."""
+    """The worker name in a title this module set (or gunicorn set, for the API), else
+    None."""
+    if process_title.startswith(API_TITLE):
+        return "api"
     if not process_title.startswith(TITLE):
         return None
     return process_title.removeprefix(TITLE).split(" [", 1)[0]

@@ -45,10 +45,10 @@ import rrdtool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import config, supervise  # noqa: E402
+from appliance import config  # noqa: E402
 from appliance.storage.policy import BUILTIN_POLICIES, rras  # noqa: E402
 from appliance.store import Store  # noqa: E402
-from appliance.web.api import create_app  # noqa: E402
+from appliance.web.api import create_app, server  # noqa: E402
 from tests.conftest import RunningAppliance, free_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -280,8 +280,7 @@ def main() -> None:
             path = f"/v1/metric/{ids[0]}/measures"
             day_body = session.get(f"{app.url}{path}", params=day).content
             settings = config.load(app.config_path, app.data_dir)
-            api_argv = next(p.argv for p in supervise.programs(settings, app.config_path)
-                            if p.name == "api")
+            api_argv = [sys.executable, "-m", "gunicorn", *server.gunicorn_argv(settings)]
             with bare_flask(day_body, api_argv, Path(tmp)) as bare_call:
                 get = interleaved({**get_calls(app, path, day), BARE: bare_call}, 1000)
             get["in-process WSGI, no HTTP"] = in_process_latencies(app, path, day, 1000)

@@ -152,4 +152,5 @@ def test_evaluator_is_forked_by_the_workers_program_when_alarms_are_enabled(tmp_
                         "alarms": {"enabled": False}})
     (program,) = [p for p in supervise.programs(on, None) if p.name == "workers"]
     assert program.argv[-3:] == ["workers", "--data-dir", str(tmp_path)]
-    assert [p.name for p in supervise.programs(off, None)] == ["rrdcached", "api"]
+    assert supervise.forked(on) == ["api", "alarm-evaluator"]
+    assert supervise.forked(off) == ["api"]

@@ -1,9 +1,10 @@
 """What keeps the appliance small and gives memory back (issue 14), on the real thing.
 
-- The API's workers are forked from a preloaded master, and a worker that holds more than
+- The API's workers are forked from a preloaded arbiter, and a worker that holds more than
   ``api.worker_recycle_mb`` of memory of its own is replaced after its request.
-- The agents and the alarm evaluator are forked from one preloaded parent; a crash in one
-  ends and restarts that one only, and the status page still lists each of them.
+- The API's arbiter, the agents and the alarm evaluator are forked from one preloaded
+  parent; a crash in one ends and restarts that one only, and the status page still lists
+  each of them.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from tests.conftest import wait_for
 
 
 def _gunicorn_workers(app) -> set[int]:
-    """Pids of the API's worker processes (children of the gunicorn master)."""
-    root = psutil.Process(app.proc.pid)
-    master = next(p for p in root.children() if "gunicorn" in " ".join(p.cmdline()))
-    return {p.pid for p in master.children()}
+    """Pids of the API's worker processes (children of the gunicorn arbiter, which the
+    ``workers`` parent forked)."""
+    master = wait_for(lambda: _forked(app).get("api"), timeout=60, what="the API's arbiter")
+    return {p.pid for p in psutil.Process(master).children()}
 
 
 def _workers_parent(app) -> psutil.Process | None:
@@ -41,6 +42,13 @@ def _forked(app) -> dict[str, int]:
     if parent is None:
         return {}
     return {row["name"]: row["pid"] for row in forked_rows("workers", parent.pid)}
+
+
+def _serves(app) -> bool:
+    try:
+        return requests.get(f"{app.url}/v1/status", headers=app.headers, timeout=5).ok
+    except requests.ConnectionError:
+        return False
 
 
 def _day_of_measures(app) -> tuple[str, int]:
@@ -89,9 +97,10 @@ def test_crash_in_one_source_restarts_that_source_only(appliance_factory):
     app = appliance_factory({"alarms": {"evaluation_interval": 1}})
     conf = (app.data_dir / "run" / "supervisord.conf").read_text()
     assert "[program:workers]" in conf and "[program:poll-host]" not in conf
-    named = wait_for(lambda: (lambda f: f if {"poll-host", "alarm-evaluator"} <= set(f)
+    assert "[program:api]" not in conf
+    named = wait_for(lambda: (lambda f: f if {"api", "poll-host", "alarm-evaluator"} <= set(f)
                               else None)(_forked(app)), timeout=60,
-                     what="both forked workers")
+                     what="the forked API, agent and evaluator")
     parent = _workers_parent(app)
 
     os.kill(named["poll-host"], signal.SIGSEGV)  # what a crash in a C binding looks like
@@ -99,7 +108,15 @@ def test_crash_in_one_source_restarts_that_source_only(appliance_factory):
                               != named["poll-host"] else None)(_forked(app)),
                      timeout=60, what="poll-host forked again")
     assert again["alarm-evaluator"] == named["alarm-evaluator"]
+    assert again["api"] == named["api"]
     assert _workers_parent(app) == parent
+
+    # The API's arbiter killed outright: forked again alone, and serving again.
+    os.kill(named["api"], signal.SIGKILL)
+    again = wait_for(lambda: (lambda f: f if f.get("api", named["api"]) != named["api"]
+                              else None)(_forked(app)), timeout=60, what="the API forked again")
+    assert again["alarm-evaluator"] == named["alarm-evaluator"]
+    wait_for(lambda: _serves(app), timeout=60, what="the API serving again")
     # The restarted agent polls again: the host source reports after the crash.
     crashed_at = psutil.Process(again["poll-host"]).create_time()
 

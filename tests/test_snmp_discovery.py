@@ -20,7 +20,7 @@ from appliance.config import parse
 from appliance.index import snmp_targets
 from appliance.pollsters.snmp import build
 from appliance.snmp_programs import attach_runtime_targets
-from appliance.supervise import programs
+from appliance.supervise import forked
 from appliance.web.api import create_app
 from tests.snmp.agents import poll, snmpd
 from tests.test_ui import make_app
@@ -112,10 +112,10 @@ def test_added_targets_are_polled_without_a_restart_and_survive_one(
     finally:
         restarted.close()
         runtime.close()
-    assert "snmp-discovery" not in [p.name for p in programs(settings, None)]
+    assert "snmp-discovery" not in forked(settings)
     looping = parse({"data_dir": str(data_dir),
                      "pollsters": {"snmp": {"discovery": {"networks": ["127.0.0.1/32"]}}}})
-    assert "snmp-discovery" in [p.name for p in programs(looping, None)]
+    assert "snmp-discovery" in forked(looping)
 
 
 def test_the_api_manages_runtime_targets_and_never_returns_secrets(

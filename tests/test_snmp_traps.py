@@ -21,7 +21,7 @@ from appliance.config import SnmpTarget, parse
 from appliance.index import events, snmp_targets
 from appliance.index.snmp_targets import to_definition
 from appliance.model import Resource, resource_id_for
-from appliance.supervise import programs
+from appliance.supervise import forked
 from tests.conftest import wait_for
 from tests.snmp.agents import free_udp_port
 from tests.test_alarms import Api, Receiver
@@ -172,16 +172,15 @@ def test_traps_become_events_status_page_and_event_alarms(store, daemon, receive
         notifier.close()
 
 
-def test_the_receiver_is_supervised_when_there_are_targets(tmp_path: Path) -> None:
+def test_the_receiver_is_forked_when_there_are_targets(tmp_path: Path) -> None:
     target = {"name": "sw1", "host": "127.0.0.1"}
     with_targets = parse({"data_dir": str(tmp_path), "pollsters": {"snmp": {"targets": [target]}}})
-    names = [p.name for p in programs(with_targets, None)]
+    names = forked(with_targets)
     assert "snmp-traps" in names
-    assert "snmp-traps" not in [p.name for p in programs(parse({"data_dir": str(tmp_path)}),
-                                                          None)]
+    assert "snmp-traps" not in forked(parse({"data_dir": str(tmp_path)}))
     off = parse({"data_dir": str(tmp_path),
                  "pollsters": {"snmp": {"targets": [target], "traps": {"enabled": False}}}})
-    assert "snmp-traps" not in [p.name for p in programs(off, None)]
+    assert "snmp-traps" not in forked(off)
     # Unprivileged, the default port is a high one (162 needs root).
     expected = 162 if os.geteuid() == 0 else 10162
     assert with_targets.pollsters.snmp.traps.address() == ("0.0.0.0", expected)

@@ -25,6 +25,7 @@ import logging
 import os
 
 from appliance import gcpolicy, retention
+from appliance.lifeline import die_with_parent
 
 log = logging.getLogger("appliance.web.api.serving")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -63,6 +64,10 @@ def post_fork(server, worker) -> None:
     """In each new worker: its memory baseline, and the rebuild of a policy change cut short
     by a crash or restart (one process at a time works the queue, under a lock file)."""
     global _checked_at, _requests
+    # A worker whose arbiter was killed would otherwise notice only at its next loop (up to
+    # half of gunicorn's timeout), holding the listening socket the arbiter forked again
+    # needs to bind.
+    die_with_parent()
     _checked_at, _requests = anonymous_bytes(), 0
     # The app the master preloaded (worker.wsgi is only set after this hook).
     retention.rebuild_in_background(worker.app.wsgi().extensions["appliance.settings"])

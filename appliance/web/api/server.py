@@ -1,0 +1,70 @@
+"""The API's gunicorn, run inside the appliance's preloaded parent (:mod:`appliance.workers`).
+
+Why here and not as a program of supervisord's own: a gunicorn master started by
+supervisord is an interpreter of its own, and it held again the ~45 MB of imported modules
+(Flask, pydantic, numpy, the store) that the agents' parent already holds. Forked from that
+parent instead, the arbiter and its workers share those pages with the agents. gunicorn
+itself is unchanged: its own command-line parser reads the same options it always did (the
+``--preload`` app is the module the parent imported, so loading it costs nothing), its
+arbiter still forks and replaces its workers, and :mod:`.serving` still holds its hooks.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+from appliance import tls
+from appliance.config import Settings
+
+#: gunicorn's own process titles: "gunicorn: master [<proc_name>]", "gunicorn: worker [...]".
+PROC_NAME_PREFIX = "appliance-api"
+
+
+def proc_name(settings: Settings) -> str:
+    """gunicorn's ``--name``: tells two appliances on one machine apart in ``ps``."""
+    return f"{PROC_NAME_PREFIX} {settings.data_dir}"
+
+
+def gunicorn_argv(settings: Settings) -> list[str]:
+    """The options the API's gunicorn runs with, as on its command line."""
+    return [
+        "--workers", str(settings.api.workers),
+        # The app is imported once, before the fork, and its workers are forked from the
+        # arbiter, sharing those pages (serving.py freezes them first and replaces a worker
+        # holding more than api.worker_recycle_mb of its own).
+        "--preload",
+        "--config", "python:appliance.web.api.serving",
+        # A backstop for slow growth the memory check does not catch; the jitter keeps two
+        # workers from restarting together.
+        "--max-requests", "20000", "--max-requests-jitter", "2000",
+        # Sync workers, measured against gthread with one thread and keep-alive
+        # (benchmarks/api.py): here gthread's hand-off of each request between its two
+        # threads cost more than the TCP connection that keep-alive saves.
+        "--bind", settings.api.listen,
+        "--graceful-timeout", "5",
+        "--name", proc_name(settings),
+        # gunicorn 27 would open a control socket at ~/.gunicorn/gunicorn.ctl, one path for
+        # every appliance on the machine; nothing here uses it.
+        "--no-control-socket",
+        # Written after the response is sent; dropping it bought no measurable time.
+        "--access-logfile", "-",
+        "--error-logfile", "-",
+        *tls.gunicorn_args(settings),
+        "appliance.web.api.wsgi:application",
+    ]
+
+
+def preload() -> None:
+    """Import the app in the parent, before any fork (it opens no store: see wsgi.py)."""
+    from appliance.web.api import wsgi  # noqa: F401
+
+
+def serve(settings: Settings) -> NoReturn:
+    """Run gunicorn's arbiter in this (forked) process until it is stopped."""
+    from gunicorn.app.wsgiapp import WSGIApplication
+
+    # gunicorn parses sys.argv; this process is a fork of its own, so nothing else reads it.
+    sys.argv = ["gunicorn", *gunicorn_argv(settings)]
+    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn").run()
+    sys.exit(0)
