@@ -200,6 +200,10 @@ def _job(settings: Settings, name: str) -> Callable[[], object]:
 
         server.preload()
         return partial(server.serve, settings)
+    if name == "poll-snmp" or name.startswith("snmp-"):
+        from appliance.pollsters import snmp
+
+        snmp.groups(settings.pollsters.snmp)  # the definitions, read once for the three
     if name.startswith("poll-"):
         from appliance import agent, store  # noqa: F401 (shared pages)
 

@@ -83,22 +83,25 @@ ssh_guest systemctl is-active appliance.service
 
 # The store survives a service restart and a reboot: measures written before are served
 # after each, and rrdcached is not crash-looping (it lost its store on both before 0.2.0).
-api() { curl -fsS -m 30 -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
+api() {
+  curl -fsS -m 30 --cacert "$work/cert.pem" -H "Authorization: Bearer $token" \
+    -H 'Content-Type: application/json' "$@"
+}
 wait_status() {
   local t=$SECONDS
-  until api -o /dev/null "http://127.0.0.1:$api_port/v1/status" 2>/dev/null; do
+  until api -o /dev/null "https://127.0.0.1:$api_port/v1/status" 2>/dev/null; do
     [ $((SECONDS - t)) -lt "$BOOT_TIMEOUT" ] || { echo "test-image: no API after $1" >&2; exit 1; }
     sleep 3
   done
   echo "test-image: serving $((SECONDS - t)) s after $1"
 }
 metric=$(api -d '{"name": "image.test", "archive_policy_name": "medium"}' \
-  "http://127.0.0.1:$api_port/v1/metric" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  "https://127.0.0.1:$api_port/v1/metric" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 now=$(( $(date +%s) / 60 * 60 ))
 points=$(python3 -c "import json; print(json.dumps([{'timestamp': $now - 60 * k + 0.5, 'value': k} for k in range(10, 0, -1)]))")
-api -o /dev/null -d "$points" "http://127.0.0.1:$api_port/v1/metric/$metric/measures"
+api -o /dev/null -d "$points" "https://127.0.0.1:$api_port/v1/metric/$metric/measures"
 count_measures() {
-  api "http://127.0.0.1:$api_port/v1/metric/$metric/measures?granularity=60" \
+  api "https://127.0.0.1:$api_port/v1/metric/$metric/measures?granularity=60" \
     | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'
 }
 before=$(count_measures)

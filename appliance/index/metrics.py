@@ -4,6 +4,7 @@ process's cache of ``(resource id, name) -> Metric`` that keeps a steady poll of
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -15,16 +16,22 @@ from appliance.model import Kind, Metric
 
 
 def _metric(row: sqlite3.Row | dict[str, Any]) -> Metric:
+    # Names, units, policies and resource ids repeat across thousands of cached metrics (an
+    # SNMP agent holds one per interface counter): one string each instead of one per row.
     return Metric(
         id=row["id"],
-        name=row["name"],
-        unit=row["unit"],
+        name=_shared(row["name"]),
+        unit=_shared(row["unit"]),
         kind=Kind(row["kind"]),
-        resource_id=row["resource_id"],
-        archive_policy_name=row["archive_policy_name"],
+        resource_id=_shared(row["resource_id"]),
+        archive_policy_name=sys.intern(row["archive_policy_name"]),
         created_at=row["created_at"],
-        creator=row["creator"],
+        creator=sys.intern(row["creator"]),
     )
+
+
+def _shared(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
 
 
 def _in(ids: Sequence[str]) -> str:
@@ -61,12 +68,12 @@ class Metrics:
                     "SELECT * FROM metrics WHERE resource_id = ? AND name = ?", (rid, name)
                 ).fetchone()
                 if row is None:
-                    m = Metric(str(uuid.uuid4()), name, unit, kind, rid,
-                               self.policies.rule_policy(name), now)
+                    m = Metric(str(uuid.uuid4()), _shared(name), _shared(unit), kind,
+                               _shared(rid), self.policies.rule_policy(name), now)
                     self._insert(conn, m)
                 else:
                     m = _metric(row)
-                self._cache[(rid, name)] = out[(rid, name)] = m
+                self._cache[(m.resource_id, m.name)] = out[(rid, name)] = m
         return out
 
     @staticmethod

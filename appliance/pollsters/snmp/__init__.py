@@ -17,13 +17,15 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from appliance.pollsters.snmp.definitions import load_groups
+from appliance.pollsters.snmp.definitions import Group, load_groups
 from appliance.pollsters.snmp.mibnames import MibNames
 
 if TYPE_CHECKING:
-    from appliance.config import Settings
+    from appliance.config import Settings, SnmpSettings
     from appliance.pollsters.snmp.pollster import SnmpPollster
 
 
@@ -37,13 +39,36 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
+def mib_names(snmp: SnmpSettings) -> MibNames:
+    """The MIB names of ``snmp``'s config, read once per process."""
+    return _mib_names(snmp.mibs_dir)
+
+
+def groups(snmp: SnmpSettings) -> dict[str, Group]:
+    """The meter definitions of ``snmp``'s config, read once per process.
+
+    Once, because the ``workers`` parent reads them before it forks the SNMP agent, the trap
+    receiver and the discovery loop: the three then share one copy (about 4 MB each would
+    otherwise hold, MIB names included).
+    """
+    return _groups(snmp.definitions_dir, snmp.mibs_dir)
+
+
+@functools.cache
+def _mib_names(mibs_dir: Path | None) -> MibNames:
+    return MibNames.load(mibs_dir)
+
+
+@functools.cache
+def _groups(definitions_dir: Path | None, mibs_dir: Path | None) -> dict[str, Group]:
+    return load_groups(definitions_dir, _mib_names(mibs_dir))
+
+
 def build(settings: Settings) -> SnmpPollster:
     """The SNMP pollster for the config's ``pollsters.snmp`` section."""
     from appliance.pollsters.snmp.pollster import SnmpPollster
 
-    snmp = settings.pollsters.snmp
-    groups = load_groups(snmp.definitions_dir, MibNames.load(snmp.mibs_dir))
-    return SnmpPollster(snmp, groups)
+    return SnmpPollster(settings.pollsters.snmp, groups(settings.pollsters.snmp))
 
 
-__all__ = ["SnmpPollster", "build"]
+__all__ = ["SnmpPollster", "build", "groups", "mib_names"]

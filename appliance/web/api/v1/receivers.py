@@ -24,7 +24,6 @@ from flask import Blueprint, Response, request
 
 from appliance.lineprotocol import LineError, parse
 from appliance.model import Kind, PollResult, Resource, Sample
-from appliance.remotewrite import PayloadError, PayloadTooLarge, decode, label_pairs
 from appliance.web.api import jsonio
 from appliance.web.api.errors import ApiError
 from appliance.web.api.openapi import operation, query
@@ -50,6 +49,10 @@ def _write(samples: list[Sample]) -> tuple[int, int]:
     body={"type": "string", "format": "binary"}, body_type="application/x-protobuf")
 def prometheus_write():
     """Remote write 1.0: a snappy block of a protobuf ``WriteRequest``."""
+    # protobuf's descriptors cost a process ~1.5 MB: only a worker sent a remote write
+    # loads them, not every process of the appliance.
+    from appliance.remotewrite import PayloadError, PayloadTooLarge, decode, label_pairs
+
     cap = get_settings().receivers.max_decompressed_bytes
     try:
         series = decode(request.get_data(cache=False), cap)
