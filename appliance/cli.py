@@ -217,7 +217,12 @@ def _job(settings: Settings, name: str) -> Callable[[], object]:
     from appliance import snmp_programs
 
     if name == "snmp-traps":
-        from appliance.pollsters.snmp import traps  # noqa: F401 (pysnmp, shared pages)
+        from appliance.pollsters.snmp import traps, traps_v2c  # noqa: F401 (shared pages)
+
+        if traps.needs_pysnmp(settings.pollsters.snmp.targets):
+            # pysnmp (~31 MB) only for a configured v3 target: the child picks its receiver
+            # itself, and imports pysnmp then if a runtime target is v3.
+            from appliance.pollsters.snmp import traps_pysnmp  # noqa: F401
 
         return partial(snmp_programs.receive_traps, settings)
     if name == "snmp-discovery":

@@ -91,7 +91,8 @@ def traps(config_path: Path | None, data_dir: Path | None) -> None:
     if problem:
         click.echo(f"appliance: {problem}", err=True)
         sys.exit(2)
-    receive_traps(settings)
+    while receive_traps(settings):  # a v3 target appeared: again, now on pysnmp
+        pass
 
 
 @snmp.command("discover")

@@ -2,9 +2,9 @@
 pollsters): the trap receiver (``snmp-traps``) and the discovery loop (``snmp-discovery``),
 plus the SNMP agent's view of the runtime targets.
 
-The reading halves stay in :mod:`appliance.pollsters.snmp`: :class:`~.traps.TrapReceiver`
-turns traps into events and :func:`~.discovery.sweep` finds agents; here their results are
-recorded, as the agent records a poll's.
+The reading halves stay in :mod:`appliance.pollsters.snmp`: :class:`~.traps.TrapHandler`
+(behind a v2c or a pysnmp receiver) turns traps into events and :func:`~.discovery.sweep`
+finds agents; here their results are recorded, as the agent records a poll's.
 """
 
 from __future__ import annotations
@@ -61,10 +61,18 @@ def attach_runtime_targets(pollster: SnmpPollster, settings: Settings) -> Runtim
 HEALTH_EVERY = 30.0  # seconds between health reports when no trap comes
 
 
-def receive_traps(settings: Settings) -> None:
+def receive_traps(settings: Settings, health_every: float = HEALTH_EVERY) -> bool:
     """The ``snmp-traps`` program: receive until SIGTERM, writing each event to the index
-    and the receiver's counters as its health report."""
-    from appliance.pollsters.snmp.traps import SOURCE, TrapReceiver
+    and the receiver's counters as its health report; the runtime targets are read again
+    every ``health_every`` seconds.
+
+    The receiver is the v2c one (:mod:`~appliance.pollsters.snmp.traps_v2c`, no pysnmp)
+    unless a target is v3. When a v3 target appears later, this returns True instead of
+    switching in place: the process ends (status 0) and ``workers`` forks it again, at once
+    after a stable run, and the fresh process starts pysnmp's receiver; so pysnmp is only
+    ever loaded where it is used. False: stopped by SIGTERM.
+    """
+    from appliance.pollsters.snmp.traps import SOURCE, Receiver, TrapHandler, needs_pysnmp
 
     snmp = settings.pollsters.snmp
     mibs = MibNames.load(snmp.mibs_dir)
@@ -86,27 +94,45 @@ def receive_traps(settings: Settings) -> None:
     def runtime() -> list[SnmpTarget]:
         return [target for target, _ in snmp_targets.load(index)]
 
-    receiver = TrapReceiver(snmp, load_groups(snmp.definitions_dir, mibs), mibs, emit)
+    handler = TrapHandler(snmp, load_groups(snmp.definitions_dir, mibs), mibs, emit)
+    receiver: Receiver
+    v3 = needs_pysnmp([*snmp.targets, *runtime()])
+    if v3:
+        from appliance.pollsters.snmp.traps_pysnmp import PysnmpTrapReceiver
 
-    async def main() -> None:
+        receiver = PysnmpTrapReceiver(handler)
+    else:
+        from appliance.pollsters.snmp.traps_v2c import V2cTrapReceiver
+
+        receiver = V2cTrapReceiver(handler)
+
+    async def main() -> bool:
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, done.set)
         host, port = await receiver.start(runtime())
-        log.info("snmp traps: listening on %s:%d", host, port)
+        log.info("snmp traps: listening on %s:%d (%s receiver)", host, port,
+                 "pysnmp" if v3 else "v2c")
         try:
             while not done.is_set():
-                receiver.update(runtime())
+                targets = runtime()
+                if not v3 and needs_pysnmp(targets):
+                    log.info("snmp traps: v3 target %s appeared; this receiver reads v2c "
+                             "only, so the process ends and starts again on pysnmp",
+                             ", ".join(t.name for t in targets if t.version == "3"))
+                    return True
+                receiver.update(targets)
                 index_events.prune(index, time.time() - snmp.traps.keep_days * 86400)
                 report()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(done.wait(), HEALTH_EVERY)
+                    await asyncio.wait_for(done.wait(), health_every)
         finally:
             receiver.close()
+        return False
 
     try:
-        asyncio.run(main())
+        return asyncio.run(main())
     finally:
         index.close()
 

@@ -2,12 +2,16 @@
 `snmptrap`: v2c and v3 traps from known targets become events on the right resource, the
 status page lists them, an `event` alarm fires and clears on them with its webhooks, and
 traps from unknown senders, with a wrong community or of undeclared kinds are dropped and
-counted."""
+counted. Both receivers: the v2c one (no pysnmp) when no target is v3, pysnmp's when one
+is; and the switch from one to the other, under the real `workers` parent, when a v3
+target is added at run time.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,6 +25,7 @@ from appliance.config import SnmpTarget, parse
 from appliance.index import events, snmp_targets
 from appliance.index.snmp_targets import to_definition
 from appliance.model import Resource, resource_id_for
+from appliance.pollsters.snmp import v2c
 from appliance.supervise import forked
 from tests.conftest import wait_for
 from tests.snmp.agents import free_udp_port
@@ -39,6 +44,8 @@ IF_TABLE = "1.3.6.1.2.1.2.2.1"
 
 
 class TrapDaemon:
+    kind = ""  # which receiver runs: "v2c" or "pysnmp"
+
     def __init__(self, config: Path, port: int, data_dir: Path):
         self.port = port
         self.data_dir = data_dir
@@ -71,30 +78,41 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-@pytest.fixture
-def daemon(tmp_path: Path, settings, store) -> Iterator[TrapDaemon]:
-    # A runtime target (as discovery or the API adds them) on another agent port.
-    runtime = SnmpTarget(name="edge", host="127.0.0.1", port=1161, community=EDGE_COMMUNITY)
-    snmp_targets.put(store.index, "edge", to_definition(runtime), "api", {}, time.time())
+SW1 = {"name": "sw1", "host": "127.0.0.1", "community": COMMUNITY}
+UPS = {"name": "ups", "host": "127.0.0.1", "version": "3", "user": "trapper",
+       "auth_protocol": "SHA", "auth_key": "auth-pass-1", "priv_protocol": "AES",
+       "priv_key": "priv-pass-1", "engine_id": ENGINE_ID}
+
+
+def write_config(tmp_path: Path, data_dir: Path, targets: list[dict]) -> tuple[Path, int]:
+    """A config with ``targets``, the site's UPS trap declared, and a free trap port."""
     defs = tmp_path / "snmp.d"
     defs.mkdir()
     (defs / "ups.yaml").write_text("group: ups-traps\ntraps: [UPS-MIB::upsTrapOnBattery]\n")
     port = free_udp_port()
     config = tmp_path / "appliance.yaml"
     config.write_text(yaml.safe_dump({
-        "data_dir": str(settings.data_dir),
+        "data_dir": str(data_dir),
         "pollsters": {"snmp": {
             "definitions_dir": str(defs),
             "traps": {"listen": f"127.0.0.1:{port}"},
-            "targets": [
-                {"name": "sw1", "host": "127.0.0.1", "community": COMMUNITY},
-                {"name": "ups", "host": "127.0.0.1", "version": "3", "user": "trapper",
-                 "auth_protocol": "SHA", "auth_key": "auth-pass-1", "priv_protocol": "AES",
-                 "priv_key": "priv-pass-1", "engine_id": ENGINE_ID},
-            ],
+            "targets": targets,
         }},
     }))
+    return config, port
+
+
+@pytest.fixture(params=["v2c", "pysnmp"])
+def daemon(request, tmp_path: Path, settings, store) -> Iterator[TrapDaemon]:
+    """The receiver with a v2c target, plus (``pysnmp``) a v3 one, which brings pysnmp's."""
+    # A runtime target (as discovery or the API adds them) on another agent port.
+    runtime = SnmpTarget(name="edge", host="127.0.0.1", port=1161, community=EDGE_COMMUNITY)
+    snmp_targets.put(store.index, "edge", to_definition(runtime), "api", {}, time.time())
+    targets = [SW1, UPS] if request.param == "pysnmp" else [SW1]
+    config, port = write_config(tmp_path, settings.data_dir, targets)
     d = TrapDaemon(config, port, settings.data_dir)
+    assert f"({request.param} receiver)" in d.log.read_text()
+    d.kind = request.param
     yield d
     d.stop()
 
@@ -102,6 +120,16 @@ def daemon(tmp_path: Path, settings, store) -> Iterator[TrapDaemon]:
 def _v2c(d: TrapDaemon, trap: str, *varbinds: str, community: str = COMMUNITY,
          source: str = "127.0.0.1") -> None:
     d.send("-v2c", "-c", community, f"127.0.0.1:{d.port}", "", trap, *varbinds, source=source)
+
+
+def _unsupported(d: TrapDaemon) -> None:
+    """Well-formed but no SNMPv2-Trap, from a known target with its community: an SNMPv1
+    linkDown and a v2c inform (the v2c receiver never answers it: the sender times out)."""
+    d.send("-v1", "-c", COMMUNITY, f"127.0.0.1:{d.port}", "1.3.6.1.4.1.99", "127.0.0.1",
+           "2", "0", "")
+    subprocess.run(["snmpinform", "-v2c", "-c", COMMUNITY, "-t", "0.3", "-r", "0",
+                    f"127.0.0.1:{d.port}", "", LINK_DOWN], env={**os.environ, "MIBS": ""},
+                   capture_output=True, check=False)
 
 
 def test_traps_become_events_status_page_and_event_alarms(store, daemon, receiver) -> None:
@@ -129,32 +157,43 @@ def test_traps_become_events_status_page_and_event_alarms(store, daemon, receive
         _v2c(daemon, LINK_DOWN, f"{IF_TABLE}.1.3", "i", "3", source="127.0.0.2")
         _v2c(daemon, LINK_DOWN, f"{IF_TABLE}.1.3", "i", "3", community="wrong")
         _v2c(daemon, "1.3.6.1.4.1.99.0.1")
-        # Accepted: linkDown on ifIndex 3, a v3 coldStart, the site's declared UPS trap.
+        # Neither receiver takes v1 traps or informs (pysnmp could), nor garbage.
+        _unsupported(daemon)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"\x30\x03\x02\x01", ("127.0.0.1", daemon.port))
+        # Accepted: linkDown on ifIndex 3, a v3 coldStart (on pysnmp's receiver: the v2c
+        # one has no v3 user, and rejects it), the site's declared UPS trap.
         _v2c(daemon, LINK_DOWN, f"{IF_TABLE}.1.3", "i", "3", f"{IF_TABLE}.7.3", "i", "1",
              f"{IF_TABLE}.8.3", "i", "2")
         daemon.send(*V3, f"127.0.0.1:{daemon.port}", "", COLD_START)
         _v2c(daemon, UPS_ON_BATTERY)
         _v2c(daemon, "1.3.6.1.6.3.1.1.5.2", community=EDGE_COMMUNITY)  # warmStart
-        wait_for(lambda: len(events.recent(store.index)) >= 4, what="four events")
+        v3 = daemon.kind == "pysnmp"
+        expected = ["snmp.trap.linkDown", "snmp.trap.upsTrapOnBattery", "snmp.trap.warmStart"]
+        expected = sorted([*expected, "snmp.trap.coldStart"] if v3 else expected)
+        wait_for(lambda: len(events.recent(store.index)) >= len(expected), what="the events")
         time.sleep(0.5)  # anything wrongly accepted would be in by now
         got = {e.event_type: e for e in events.recent(store.index)}
-        assert sorted(got) == ["snmp.trap.coldStart", "snmp.trap.linkDown",
-                               "snmp.trap.upsTrapOnBattery", "snmp.trap.warmStart"]
+        assert sorted(got) == expected
         assert got["snmp.trap.warmStart"].resource_id == resource_id_for("snmp://edge")
         down = got["snmp.trap.linkDown"]
         assert down.resource_id == interface
         assert down.traits["IF-MIB::ifOperStatus.3"] == 2
         assert down.traits["trap"] == "IF-MIB::linkDown" and down.traits["target"] == "sw1"
-        assert got["snmp.trap.coldStart"].resource_id == resource_id_for("snmp://ups")
+        if v3:
+            assert got["snmp.trap.coldStart"].resource_id == resource_id_for("snmp://ups")
         assert got["snmp.trap.upsTrapOnBattery"].resource_id == resource_id_for("snmp://sw1")
 
         status = {r["target"]: r for r in store.index.source_status()
                   if r["source"] == "snmp-traps"}["receiver"]
         counters = status["detail"]
         assert counters["unknown_senders"] == 1 and counters["undeclared"] == 1
-        assert counters["events"] == 4
-        assert counters["received"] == 6  # the wrong community never got past pysnmp...
-        assert counters["rejected_credentials"] == 1  # ...which counted it
+        assert counters["events"] == len(expected)
+        # The wrong community (and, on the v2c receiver, the v3 trap) never got past the
+        # credential check, which counted it.
+        assert counters["received"] == len(expected) + 2
+        assert counters["rejected_credentials"] == (1 if v3 else 2)
+        assert counters["unsupported"] == 2 and counters["malformed"] == 1
 
         page = make_app(store, open_read=True).test_client().get("/")
         assert "snmp.trap.linkDown" in page.get_data(as_text=True)
@@ -170,6 +209,96 @@ def test_traps_become_events_status_page_and_event_alarms(store, daemon, receive
         assert receiver.wait_count(3)[2][0] == "/ok"
     finally:
         notifier.close()
+
+
+def _receiver_status(store) -> dict | None:
+    rows = [r for r in store.index.source_status() if r["source"] == "snmp-traps"]
+    return rows[0]["detail"] if rows else None
+
+
+def test_the_v2c_receiver_counts_and_drops_what_it_cannot_take(tmp_path: Path, settings,
+                                                                store) -> None:
+    config, port = write_config(tmp_path, settings.data_dir, [SW1])
+    d = TrapDaemon(config, port, settings.data_dir)
+    try:
+        assert "(v2c receiver)" in d.log.read_text()
+        _v2c(d, LINK_DOWN, f"{IF_TABLE}.1.3", "i", "3", community="wrong")
+        # Damaged: a trap cut short, one with its varbind list's tag overwritten, garbage.
+        trap = v2c.encode_request(COMMUNITY.encode(), 1, v2c.TRAP, [(1, 3, 6, 1, 2, 1, 1, 3, 0)])
+        broken = bytearray(trap)
+        broken[len(COMMUNITY) + 16] = 0xFF
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for packet in (trap[:-3], bytes(broken), b"\x00" * 40):
+                sock.sendto(packet, ("127.0.0.1", port))
+        _unsupported(d)
+        # Still running: the next good trap (sent last, so counted last) is an event.
+        _v2c(d, LINK_DOWN, f"{IF_TABLE}.1.3", "i", "3", f"{IF_TABLE}.8.3", "i", "2")
+        counters = wait_for(lambda: (_receiver_status(store) or {}).get("events") == 1
+                            and _receiver_status(store), what="the event")
+        assert counters["rejected_credentials"] == 1
+        assert counters["malformed"] == 3
+        assert counters["unsupported"] == 2
+        assert counters["received"] == 1 and counters["unknown_senders"] == 0
+        assert d.proc.poll() is None
+        [event] = events.recent(store.index)
+        assert event.resource_id == resource_id_for("snmp://sw1/if/3")
+    finally:
+        d.stop()
+
+
+# The workers parent, as `appliance workers` runs it (cli._job preloads, workers forks),
+# with one worker, snmp-traps, whose runtime targets are read every 0.2 s.
+WORKERS = """\
+import sys
+from pathlib import Path
+from appliance import cli, workers
+from appliance.clisettings import load_settings
+
+settings = load_settings(Path(sys.argv[1]), None)
+job = cli._job(settings, "snmp-traps")
+print("parent has pysnmp:", "pysnmp" in sys.modules, flush=True)
+
+
+def main():
+    switched = job(health_every=0.2)
+    print("child has pysnmp:", "pysnmp" in sys.modules, "switched:", switched, flush=True)
+
+
+workers.freeze_imports()
+sys.exit(workers.supervise([workers.Worker("snmp-traps", main)], "traps-test"))
+"""
+
+
+def test_pysnmp_only_once_a_v3_target_exists_then_workers_restarts_the_receiver_on_it(
+        tmp_path: Path, settings, store) -> None:
+    config, port = write_config(tmp_path, settings.data_dir, [SW1])
+    log = tmp_path / "workers.log"
+    with log.open("w") as out:
+        parent = subprocess.Popen([sys.executable, "-c", WORKERS, str(config)], stdout=out,
+                                  stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "(v2c receiver)" in log.read_text(), what="the v2c receiver")
+        sender = TrapDaemon.__new__(TrapDaemon)  # only its send(): the receiver is forked
+        sender.port = port
+        _v2c(sender, LINK_DOWN, f"{IF_TABLE}.1.3", "i", "3")
+        wait_for(lambda: events.recent(store.index), what="the v2c trap's event")
+
+        ups = SnmpTarget.model_validate(UPS)  # added at run time, as the API adds one
+        snmp_targets.put(store.index, "ups", to_definition(ups), "api", {}, time.time())
+        wait_for(lambda: "(pysnmp receiver)" in log.read_text(), what="pysnmp's receiver")
+        sender.send(*V3, f"127.0.0.1:{port}", "", COLD_START)
+        wait_for(lambda: len(events.recent(store.index)) == 2, what="the v3 trap's event")
+        got = {e.event_type: e.resource_id for e in events.recent(store.index)}
+        assert got["snmp.trap.coldStart"] == resource_id_for("snmp://ups")
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        parent.wait(20)
+    text = log.read_text()
+    assert "parent has pysnmp: False" in text  # a v2c-only config: the parent never loads it
+    assert "child has pysnmp: False switched: True" in text  # nor its v2c receiver
+    assert "v3 target ups appeared" in text
+    assert "worker snmp-traps" in text and "ended with status 0" in text
+    assert "child has pysnmp: True switched: False" in text  # stopped by SIGTERM
 
 
 def test_the_receiver_is_forked_when_there_are_targets(tmp_path: Path) -> None:

@@ -37,9 +37,8 @@ values = st.one_of(
 )
 
 
-def _response(request_id: int, varbinds: list[tuple[Any, Any]], status: int = 0) -> bytes:
-    """A response message as pysnmp encodes it."""
-    pdu = P.ResponsePDU()
+def _message(pdu: Any, request_id: int, varbinds: list[tuple[Any, Any]], status: int = 0) -> bytes:
+    """A message with ``pdu`` (a fresh pysnmp PDU object) as pysnmp encodes it."""
     P.apiPDU.set_defaults(pdu)
     P.apiPDU.set_request_id(pdu, request_id)
     P.apiPDU.set_error_status(pdu, status)
@@ -52,6 +51,16 @@ def _response(request_id: int, varbinds: list[tuple[Any, Any]], status: int = 0)
     return encoder.encode(message)
 
 
+def _response(request_id: int, varbinds: list[tuple[Any, Any]], status: int = 0) -> bytes:
+    """A response message as pysnmp encodes it."""
+    return _message(P.ResponsePDU(), request_id, varbinds, status)
+
+
+def _trap(request_id: int, varbinds: list[tuple[Any, Any]]) -> bytes:
+    """An SNMPv2-Trap message as pysnmp encodes it (snmpTrapOID.0 among the varbinds)."""
+    return _message(P.SNMPv2TrapPDU(), request_id, varbinds)
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.lists(st.tuples(oids, values), max_size=30))
 def test_responses_decode_as_the_pysnmp_path_reads_them(
@@ -62,6 +71,48 @@ def test_responses_decode_as_the_pysnmp_path_reads_them(
     assert got.community == b"s3cret"
     assert (got.error_status, got.error_index) == (0, 0)
     assert got.varbinds == [(oid, to_cell(value)) for oid, value in varbinds]
+
+
+LINK_DOWN = rfc1902.ObjectIdentifier((1, 3, 6, 1, 6, 3, 1, 1, 5, 3))
+UPTIME, TRAP_OID = (1, 3, 6, 1, 2, 1, 1, 3, 0), (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.lists(st.tuples(oids, values), max_size=30))
+def test_traps_decode_as_the_pysnmp_path_reads_them(
+    request_id: int, varbinds: list[tuple[tuple[int, ...], Any]]
+) -> None:
+    sent = [(UPTIME, rfc1902.TimeTicks(42)), (TRAP_OID, LINK_DOWN), *varbinds]
+    got = v2c.decode_trap(_trap(request_id, sent))
+    assert (got.request_id, got.community) == (request_id, b"s3cret")
+    assert got.varbinds == [(oid, to_cell(value)) for oid, value in sent]
+    assert got.varbinds[1] == (TRAP_OID, v2c.Cell("1.3.6.1.6.3.1.1.5.3", 0))
+
+
+def test_a_trap_reader_tells_other_messages_from_garbage() -> None:
+    """What the trap receiver counts apart: informs and responses (v2c, another PDU), v1
+    traps and v3 messages (another version, not read further), and plain garbage."""
+    vbs = [(TRAP_OID, LINK_DOWN)]
+    v1_trap = api.v1.TrapPDU()
+    api.v1.apiTrapPDU.set_defaults(v1_trap)
+    v1 = api.v1.Message()
+    api.v1.apiMessage.set_defaults(v1)
+    api.v1.apiMessage.set_community(v1, b"s3cret")
+    api.v1.apiMessage.set_pdu(v1, v1_trap)
+    v3 = bytes.fromhex("303e020103")  # SEQUENCE { INTEGER 3 (snmpV3), ... }, cut short
+    for packet, version, pdu in (
+        (_message(P.InformRequestPDU(), 5, vbs), v2c.VERSION_2C, v2c.INFORM),
+        (_response(5, vbs), v2c.VERSION_2C, v2c.RESPONSE),
+        (encoder.encode(v1), v2c.VERSION_1, None),
+        (v3 + bytes(59), v2c.VERSION_3, None),
+    ):
+        with pytest.raises(v2c.UnexpectedMessage) as caught:
+            v2c.decode_trap(packet)
+        assert (caught.value.version, caught.value.pdu) == (version, pdu)
+    for garbage in (b"", b"\x30\x00", _trap(5, vbs)[:-3], b"GET / HTTP/1.0\r\n\r\n"):
+        with pytest.raises(v2c.DecodeError) as caught:
+            v2c.decode_trap(garbage)
+        assert not isinstance(caught.value, v2c.UnexpectedMessage)
 
 
 def test_error_status_and_counter_widths_are_kept() -> None:
@@ -118,4 +169,4 @@ def test_a_damaged_datagram_decodes_or_is_refused_never_crashes(data: st.DataObj
         packet[data.draw(st.integers(0, len(packet) - 1))] = data.draw(st.integers(0, 255))
     cut = data.draw(st.integers(0, len(packet)))
     with contextlib.suppress(v2c.DecodeError):  # any other exception fails the test
-        assert isinstance(v2c.decode_response(bytes(packet[:cut])), v2c.Response)
+        assert isinstance(v2c.decode_response(bytes(packet[:cut])), v2c.Message)

@@ -12,7 +12,8 @@
 - :mod:`.pollster` (the :class:`SnmpPollster`) runs every target concurrently under its
   deadline;
 - :mod:`.discovery` sweeps networks for agents; :mod:`.traps` turns notifications from
-  known targets into events (both recorded by :mod:`appliance.snmp_programs`).
+  known targets into events, received by :mod:`.traps_v2c` (no pysnmp) or, when a target
+  is v3, :mod:`.traps_pysnmp` (both recorded by :mod:`appliance.snmp_programs`).
 """
 
 from __future__ import annotations

@@ -1,34 +1,37 @@
-"""The SNMP trap receiver: v2c and v3 notifications from known targets -> index events.
+"""The SNMP trap receivers' common part: known targets' traps -> index events, no pysnmp.
 
-pysnmp's notification receiver (``ntfrcv``) decodes and authenticates: a v2c trap must
-carry a configured target's community, a v3 trap one of their users' keys under the
-sender's engine ID (``engine_id`` on the target). What it lets through is then checked
-against the sender's address: a trap from a host that is no configured target is counted
-(``unknown_senders``) and dropped. Of the rest, ``linkDown``/``linkUp``/``coldStart``/
-``warmStart`` and every trap a definition file declares (``traps:``) become
-:class:`~appliance.index.events.Event` rows on the resource they concern: the interface
-row whose columns the trap's varbinds carry (ifIndex.N -> ``snmp://target/if/N``), else
-the device; other traps are counted (``undeclared``) and dropped.
+Two receivers authenticate and decode, and hand what they let through to
+:class:`TrapHandler`:
 
-The receiver only turns traps into events and hands them to ``emit``; the ``snmp-traps``
+- :mod:`.traps_v2c` (no pysnmp) when every target is v2c: its own BER codec on a UDP
+  socket; a trap must carry a v2c target's community;
+- :mod:`.traps_pysnmp` when any target is v3 (USM keys, the sender's engine ID, time
+  windows): pysnmp's notification receiver, for the v2c targets' traps too.
+
+Importing pysnmp costs about 31 MB in the ``workers`` parent and its running engine about
+18 MB more (MIB modules loaded at run time), so :func:`needs_pysnmp` decides, and this
+module imports nothing of pysnmp.
+
+What a receiver lets through is checked against the sender's address: a trap from a host
+that is no configured target is counted (``unknown_senders``) and dropped. Of the rest,
+``linkDown``/``linkUp``/``coldStart``/``warmStart`` and every trap a definition file declares
+(``traps:``) become :class:`~appliance.model.Event` rows on the resource they concern: the
+interface row whose columns the trap's varbinds carry (ifIndex.N -> ``snmp://target/if/N``),
+else the device; other traps are counted (``undeclared``) and dropped. SNMPv1 traps and
+informs are neither (counted as ``unsupported``).
+
+The receivers only turn traps into events and hand them to ``emit``; the ``snmp-traps``
 program (:mod:`appliance.snmp_programs`) writes them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-
-from pysnmp.carrier.asyncio.dgram import udp
-from pysnmp.entity import config as pysnmp_config
-from pysnmp.entity import engine as pysnmp_engine
-from pysnmp.entity.rfc3413 import ntfrcv
-from pysnmp.proto import rfc1902
+from typing import Any, Protocol
 
 from appliance.config import SnmpSettings, SnmpTarget
 from appliance.model import Event, resource_id_for
@@ -36,7 +39,7 @@ from appliance.pollsters.snmp.converters import text
 from appliance.pollsters.snmp.definitions import Group, Oid, TableSpec
 from appliance.pollsters.snmp.metering import device_key, row_key
 from appliance.pollsters.snmp.mibnames import MibNames
-from appliance.pollsters.snmp.v3 import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_cell
+from appliance.pollsters.snmp.v2c import Cell
 from appliance.pollsters.snmp.walkplan import SYS_UPTIME
 
 log = logging.getLogger(__name__)
@@ -54,17 +57,52 @@ STANDARD_TRAPS = {
 
 @dataclass
 class TrapCounters:
-    """What the receiver saw since it started (reported as its health detail)."""
+    """What the receiver saw since it started (reported as its health detail).
+
+    ``received`` counts the traps that passed the credential check (the others are the
+    receiver's ``rejected_credentials()``); ``unsupported`` the well-formed messages that
+    are no SNMPv2-Trap (v1 traps, informs); ``malformed`` the datagrams that are no SNMP
+    message at all (the pysnmp receiver: its snmpInASNParseErrs).
+    """
 
     received: int = 0
     events: int = 0
     unknown_senders: int = 0
     undeclared: int = 0
+    unsupported: int = 0
+    malformed: int = 0
     last_sender: str = ""
 
 
-class TrapReceiver:
-    """Accepts notifications for the configured targets; see the module docstring."""
+class Receiver(Protocol):
+    """What the ``snmp-traps`` program drives: either receiver."""
+
+    counters: TrapCounters
+
+    async def start(self, runtime: list[SnmpTarget]) -> tuple[str, int]: ...
+    def update(self, runtime: list[SnmpTarget]) -> None: ...
+    def rejected_credentials(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def needs_pysnmp(targets: Iterable[SnmpTarget]) -> bool:
+    """Whether a v3 target is among ``targets``: only then is pysnmp's receiver needed."""
+    return any(target.version == "3" for target in targets)
+
+
+def by_community(community: bytes) -> Callable[[SnmpTarget], bool]:
+    """Matches the v2c targets whose community a trap carried."""
+    return lambda t: t.version == "2c" and t.community.get_secret_value().encode() == community
+
+
+def by_user(user: str) -> Callable[[SnmpTarget], bool]:
+    """Matches the v3 targets whose user a trap was authenticated as."""
+    return lambda t: t.version == "3" and t.user == user
+
+
+class TrapHandler:
+    """Sender matching, counting and event building: everything after authentication,
+    shared by both receivers."""
 
     def __init__(
         self,
@@ -73,122 +111,53 @@ class TrapReceiver:
         mibs: MibNames,
         emit: Callable[[list[Event]], None],
     ):
-        self._settings = settings
+        self.settings = settings
         self._mibs = mibs
         self._emit = emit
         self._tables = _table_columns(groups)
         self._declared = STANDARD_TRAPS | {oid for g in groups.values() for oid in g.spec.traps}
         self._senders: dict[str, list[SnmpTarget]] = {}  # by IPv4 address
-        self._communities: dict[str, str] = {}  # pysnmp security name -> community
-        self._users: set[str] = set()  # targets whose v3 user is registered
         self.counters = TrapCounters()
-        self._engine: pysnmp_engine.SnmpEngine | None = None
 
-    async def start(self, runtime: list[SnmpTarget] = ()) -> tuple[str, int]:
-        """Bind the UDP port and register the targets' credentials; the address back."""
-        engine = self._engine = pysnmp_engine.SnmpEngine()
-        transport = udp.UdpTransport().open_server_mode(self._settings.traps.address())
-        pysnmp_config.add_transport(engine, udp.DOMAIN_NAME, transport)
-        self.update(list(runtime))
-        ntfrcv.NotificationReceiver(engine, self._received)
-        await asyncio.sleep(0)  # let the transport's endpoint come up
-        return self._settings.traps.address()
-
-    def update(self, runtime: list[SnmpTarget]) -> None:
+    def update(self, runtime: list[SnmpTarget]) -> list[SnmpTarget]:
         """Accept traps from the configured targets plus ``runtime`` ones (the index's, read
-        again every health tick): senders are replaced, new credentials registered."""
-        engine = self._engine
-        assert engine is not None, "start() first"
-        targets = [*self._settings.targets, *runtime]
+        again every health tick); every target back, for the receiver's credentials."""
+        targets = [*self.settings.targets, *runtime]
         senders: dict[str, list[SnmpTarget]] = {}
         for target in targets:
             for address in _addresses(target.host):
                 senders.setdefault(address, []).append(target)
         self._senders = senders
-        known = set(self._communities.values())
-        for target in targets:
-            community = target.community.get_secret_value()
-            if target.version == "2c" and community not in known:
-                known.add(community)
-                name = f"trap-community-{len(self._communities)}"
-                self._communities[name] = community
-                pysnmp_config.add_v1_system(engine, name, community)
-            elif target.version == "3" and target.engine_id and target.name not in self._users:
-                self._users.add(target.name)
-                pysnmp_config.add_v3_user(
-                    engine,
-                    target.user,
-                    AUTH_PROTOCOLS[target.auth_protocol],
-                    target.auth_key.get_secret_value() if target.auth_key else None,
-                    PRIV_PROTOCOLS[target.priv_protocol],
-                    target.priv_key.get_secret_value() if target.priv_key else None,
-                    securityEngineId=rfc1902.OctetString(
-                        hexValue=target.engine_id.removeprefix("0x")
-                    ),
-                )
+        return targets
 
-    def rejected_credentials(self) -> int:
-        """Traps pysnmp refused before they reached us: unknown community, unknown v3 user,
-        wrong digest, undecryptable, unknown engine ID, outside the time window (its own
-        SNMPv2-MIB and USM statistics counters)."""
-        if self._engine is None:
-            return 0
-        builder = self._engine.get_mib_builder()
-        counters = [("__SNMPv2-MIB", "snmpInBadCommunityNames")] + [
-            ("__SNMP-USER-BASED-SM-MIB", name)
-            for name in ("usmStatsUnknownUserNames", "usmStatsWrongDigests",
-                         "usmStatsDecryptionErrors", "usmStatsUnknownEngineIDs",
-                         "usmStatsNotInTimeWindows")
-        ]
-        return sum(int(builder.import_symbols(mib, name)[0].syntax) for mib, name in counters)
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close_dispatcher()
-
-    def _received(
+    def handle(
         self,
-        engine: Any,
-        _state: Any,
-        _context_engine: Any,
-        _context: Any,
-        varbinds: list[tuple[Any, Any]],
-        _cb: Any,
+        sender: str,
+        carries: Callable[[SnmpTarget], bool],
+        varbinds: list[tuple[Oid, Cell | None]],
     ) -> None:
-        context = engine.observer.get_execution_context("rfc3412.receiveMessage:request")
-        sender = str(context["transportAddress"][0])
+        """One authenticated trap from ``sender``: an event for the target at that address
+        whose credentials it ``carries`` (several targets may share a host: one per agent
+        port, or v2c beside v3), else counted and dropped."""
         self.counters.received += 1
         self.counters.last_sender = sender
-        target = self._target_for(sender, context["securityModel"], str(context["securityName"]))
+        target = next((t for t in self._senders.get(sender, ()) if carries(t)), None)
         if target is None:
             self.counters.unknown_senders += 1
             log.debug("snmp trap from unknown sender %s dropped", sender)
             return
-        event = self.event(target, [(tuple(o), v) for o, v in varbinds], time.time())
+        event = self.event(target, varbinds, time.time())
         if event is None:
             self.counters.undeclared += 1
             return
         self.counters.events += 1
         self._emit([event])
 
-    def _target_for(self, sender: str, model: int, security_name: str) -> SnmpTarget | None:
-        """The target at ``sender`` whose credentials the trap carried (several targets may
-        share a host: one per agent port, or v2c beside v3)."""
-        for target in self._senders.get(sender, ()):
-            if model == 3:
-                if target.version == "3" and target.user == security_name:
-                    return target
-            elif target.version == "2c" and (
-                target.community.get_secret_value() == self._communities.get(security_name)
-            ):
-                return target
-        return None
-
     def event(
-        self, target: SnmpTarget, varbinds: list[tuple[Oid, Any]], now: float
+        self, target: SnmpTarget, varbinds: list[tuple[Oid, Cell | None]], now: float
     ) -> Event | None:
         """The event a notification's varbinds make, or None for an undeclared trap."""
-        values = {oid: to_cell(value) for oid, value in varbinds}
+        values = dict(varbinds)
         trap = values.get(SNMP_TRAP_OID)
         if trap is None or not isinstance(trap.value, str):
             return None

@@ -1,11 +1,12 @@
-"""SNMPv2c GET and GETBULK without pyasn1 objects: a minimal BER codec and one UDP socket.
+"""SNMPv2c without pyasn1 objects: a minimal BER codec, and one UDP socket for GET/GETBULK.
 
 Why this exists beside pysnmp: profiling a steady poll of 50 devices x 20 interfaces put
 three quarters of the pollster's CPU in pyasn1's generic BER decoder building an object
 per varbind value (benchmarks/README.md, 2026-11-29). A v2c response has a fixed shape
 (message, community, response PDU, varbind list) and a dozen value types, so this module
-decodes it straight into :class:`Cell` tuples. pysnmp still does everything else: v3
-(USM keys, engine discovery, time windows) and the notification receiver.
+decodes it straight into :class:`Cell` tuples. An SNMPv2-Trap has the same shape, so the
+trap receiver reads v2c traps with it too (:mod:`.traps_v2c`). pysnmp still does v3 (USM
+keys, engine discovery, time windows), for requests and for traps.
 
 The codec is tested against pyasn1/pysnmp encodings of the same messages
 (tests/test_snmp_v2c.py), and answers from agents are matched on sender address, request
@@ -25,8 +26,10 @@ Oid = tuple[int, ...]
 
 GET = 0xA0
 GETBULK = 0xA5
-_RESPONSE = 0xA2
-_VERSION_2C = 1
+RESPONSE = 0xA2
+INFORM = 0xA6
+TRAP = 0xA7  # SNMPv2-Trap-PDU
+VERSION_1, VERSION_2C, VERSION_3 = 0, 1, 3  # the message's version field
 # RFC 3416 error-status values, named as pysnmp and net-snmp name them.
 ERROR_NAMES = (
     *("noError", "tooBig", "noSuchName", "badValue", "readOnly", "genErr", "noAccess"),
@@ -51,10 +54,25 @@ class Cell(NamedTuple):
 
 
 class DecodeError(ValueError):
-    """A datagram that is not a well-formed SNMPv2c response (it is dropped)."""
+    """A datagram that is not a well-formed SNMP message of the kind asked for (dropped)."""
 
 
-class Response(NamedTuple):
+class UnexpectedMessage(DecodeError):
+    """A well-formed message of another version or PDU type than the caller reads: a v1 or
+    v3 message, an inform where a trap was expected. Kept apart from garbage so that a
+    receiver can count what senders really send."""
+
+    def __init__(self, version: int, pdu: int | None = None):
+        super().__init__(f"SNMP version field {version}, PDU tag "
+                         + ("not read" if pdu is None else f"{pdu:#x}"))
+        self.version = version
+        self.pdu = pdu
+
+
+class Message(NamedTuple):
+    """A v2c message with a response or trap PDU (RFC 3416 gives both the same fields; a
+    trap's error status and index are 0)."""
+
     request_id: int
     community: bytes
     error_status: int
@@ -105,7 +123,7 @@ def encode_request(
     varbinds = b"".join(_tlv(_SEQUENCE, encode_oid(oid) + _NULL_TLV) for oid in oids)
     second = _integer(max_repetitions if pdu == GETBULK else 0)
     body = _integer(request_id) + _integer(0) + second + _tlv(_SEQUENCE, varbinds)
-    message = _integer(_VERSION_2C) + _tlv(_OCTETS, community) + _tlv(pdu, body)
+    message = _integer(VERSION_2C) + _tlv(_OCTETS, community) + _tlv(pdu, body)
     return _tlv(_SEQUENCE, message)
 
 
@@ -179,16 +197,20 @@ def _value(tag: int, body: bytes) -> Cell | None:
     raise DecodeError(f"unknown value tag {tag:#x}")
 
 
-def decode_response(data: bytes) -> Response:
-    """A v2c response message; :class:`DecodeError` for anything else."""
+def decode(data: bytes, pdu: int) -> Message:
+    """A v2c message whose PDU has the tag ``pdu``. :class:`UnexpectedMessage` for another
+    version (the rest of a v1 or v3 message is not read) or another PDU type,
+    :class:`DecodeError` for anything malformed."""
     end = len(data)
     start, end = _expect(data, 0, end, _SEQUENCE)
     version, at = _int_at(data, start, end)
-    if version != _VERSION_2C:
-        raise DecodeError("not SNMPv2c")
+    if version != VERSION_2C:
+        raise UnexpectedMessage(version)
     start, stop = _expect(data, at, end, _OCTETS)
     community = data[start:stop]
-    start, end = _expect(data, stop, end, _RESPONSE)
+    found, start, end = _header(data, stop, end)
+    if found != pdu:
+        raise UnexpectedMessage(version, found)
     request_id, at = _int_at(data, start, end)
     status, at = _int_at(data, at, end)
     index, at = _int_at(data, at, end)
@@ -201,7 +223,18 @@ def decode_response(data: bytes) -> Response:
         tag, start, after = _header(data, after, stop)
         varbinds.append((oid, _value(tag, data[start:after])))
         at = stop
-    return Response(request_id, community, status, index, varbinds)
+    return Message(request_id, community, status, index, varbinds)
+
+
+def decode_response(data: bytes) -> Message:
+    """A v2c response message; :class:`DecodeError` for anything else."""
+    return decode(data, RESPONSE)
+
+
+def decode_trap(data: bytes) -> Message:
+    """A v2c SNMPv2-Trap message; :class:`DecodeError` for anything else (an inform too:
+    answering it is not implemented)."""
+    return decode(data, TRAP)
 
 
 # --- transport ------------------------------------------------------------------------
@@ -214,7 +247,7 @@ class RequestTimeout(Exception):
 class _Pending(NamedTuple):
     address: tuple[str, int]
     community: bytes
-    future: asyncio.Future[Response]
+    future: asyncio.Future[Message]
 
 
 class Client(asyncio.DatagramProtocol):
@@ -262,7 +295,7 @@ class Client(asyncio.DatagramProtocol):
         max_repetitions: int,
         timeout: float,
         retries: int,
-    ) -> Response:
+    ) -> Message:
         """Send one request, resent (same request id) after each ``timeout`` up to
         ``retries`` times; the first matching answer wins."""
         if self._transport is None:
@@ -272,7 +305,7 @@ class Client(asyncio.DatagramProtocol):
         loop = asyncio.get_running_loop()
         try:
             for _ in range(retries + 1):
-                future: asyncio.Future[Response] = loop.create_future()
+                future: asyncio.Future[Message] = loop.create_future()
                 self._pending[request_id] = _Pending(address, community, future)
                 self._transport.sendto(packet, address)
                 try:
