@@ -21,9 +21,8 @@ from appliance.config import Settings, SnmpDiscoverySettings, SnmpTarget
 from appliance.index import Index, snmp_targets
 from appliance.index import events as index_events
 from appliance.model import Event, TargetReport
-from appliance.pollsters.snmp.definitions import load_groups
+from appliance.pollsters import snmp as snmp_pollster
 from appliance.pollsters.snmp.discovery import Sweep, sweep
-from appliance.pollsters.snmp.mibnames import MibNames
 from appliance.pollsters.snmp.pollster import SnmpPollster
 
 log = logging.getLogger(__name__)
@@ -75,7 +74,7 @@ def receive_traps(settings: Settings, health_every: float = HEALTH_EVERY) -> boo
     from appliance.pollsters.snmp.traps import SOURCE, Receiver, TrapHandler, needs_pysnmp
 
     snmp = settings.pollsters.snmp
-    mibs = MibNames.load(snmp.mibs_dir)
+    mibs = snmp_pollster.mib_names(snmp)
     settings.index_path.parent.mkdir(parents=True, exist_ok=True)
     index = Index(settings.index_path)
     started = time.time()
@@ -94,7 +93,7 @@ def receive_traps(settings: Settings, health_every: float = HEALTH_EVERY) -> boo
     def runtime() -> list[SnmpTarget]:
         return [target for target, _ in snmp_targets.load(index)]
 
-    handler = TrapHandler(snmp, load_groups(snmp.definitions_dir, mibs), mibs, emit)
+    handler = TrapHandler(snmp, snmp_pollster.groups(snmp), mibs, emit)
     receiver: Receiver
     v3 = needs_pysnmp([*snmp.targets, *runtime()])
     if v3:
@@ -141,9 +140,7 @@ def receive_traps(settings: Settings, health_every: float = HEALTH_EVERY) -> boo
 
 
 def sweep_once(settings: Settings, cfg: SnmpDiscoverySettings) -> Sweep:
-    snmp = settings.pollsters.snmp
-    groups = load_groups(snmp.definitions_dir, MibNames.load(snmp.mibs_dir))
-    return asyncio.run(sweep(cfg, cfg.networks, groups))
+    return asyncio.run(sweep(cfg, cfg.networks, snmp_pollster.groups(settings.pollsters.snmp)))
 
 
 def record(settings: Settings, result: Sweep) -> list[str]:

@@ -75,7 +75,9 @@ def _read_windows(app, mid: str, start: int, count: int) -> None:
 def test_api_worker_that_grew_past_the_bound_is_replaced(appliance_factory):
     app = appliance_factory({"api": {"workers": 1, "worker_recycle_mb": 1}})
     mid, start = _day_of_measures(app)
-    before = _gunicorn_workers(app)
+    # The worker may be being replaced already (its first requests copy pages): between the
+    # old one's exit and the fork of the next, the arbiter has none.
+    before = wait_for(lambda: _gunicorn_workers(app), timeout=60, what="an API worker")
     assert len(before) == 1
     _read_windows(app, mid, start, 10)  # a forked worker's first requests copy ~10 MB
     after = wait_for(lambda: (_gunicorn_workers(app) - before) or None, timeout=60,

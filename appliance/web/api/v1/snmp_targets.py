@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from appliance.config import SnmpTarget
 from appliance.index import snmp_targets as rows
@@ -27,15 +27,9 @@ bp = Blueprint("snmp_targets", __name__)
 
 def _groups() -> dict[str, Group]:
     """The definition groups (to refuse a target naming an unknown one), loaded once."""
-    groups = current_app.extensions.get("appliance.snmp.groups")
-    if groups is None:
-        from appliance.pollsters.snmp.definitions import load_groups
-        from appliance.pollsters.snmp.mibnames import MibNames
+    from appliance.pollsters import snmp
 
-        snmp = get_settings().pollsters.snmp
-        groups = load_groups(snmp.definitions_dir, MibNames.load(snmp.mibs_dir))
-        current_app.extensions["appliance.snmp.groups"] = groups
-    return groups
+    return snmp.groups(get_settings().pollsters.snmp)
 
 
 def _configured() -> dict[str, SnmpTarget]:
