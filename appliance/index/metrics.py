@@ -63,18 +63,34 @@ class Metrics:
             return out
         now = time.time()
         with self.db.transaction() as conn:
+            found = self._existing(conn, missing)
             for (rid, name), (unit, kind) in missing.items():
-                row = conn.execute(
-                    "SELECT * FROM metrics WHERE resource_id = ? AND name = ?", (rid, name)
-                ).fetchone()
-                if row is None:
+                m = found.get((rid, name))
+                if m is None:
                     m = Metric(str(uuid.uuid4()), _shared(name), _shared(unit), kind,
                                _shared(rid), self.policies.rule_policy(name), now)
                     self._insert(conn, m)
-                else:
-                    m = _metric(row)
-                self._cache[(m.resource_id, m.name)] = out[(rid, name)] = m
+                # The key from the cached metric's own (interned) strings, not the sample's.
+                self._cache[(m.resource_id or rid, m.name or name)] = out[(rid, name)] = m
         return out
+
+    @staticmethod
+    def _existing(
+        conn: sqlite3.Connection, wanted: dict[tuple[str, str], Any]
+    ) -> dict[tuple[str, str], Metric]:
+        """The metrics of ``wanted`` already in the table, read a few hundred resources at a
+        time: an agent's first write after a start looks up thousands (one query each cost
+        an SNMP agent's first cycle more than the poll)."""
+        resource_ids = sorted({rid for rid, _ in wanted})
+        found: dict[tuple[str, str], Metric] = {}
+        for i in range(0, len(resource_ids), 500):
+            chunk = resource_ids[i : i + 500]
+            for row in conn.execute(f"SELECT * FROM metrics WHERE resource_id IN {_in(chunk)}",
+                                    chunk):
+                key = (row["resource_id"], row["name"])
+                if key in wanted:
+                    found[key] = _metric(row)
+        return found
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, m: Metric) -> None:
