@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from appliance.index import Index
+from appliance.index.database import CACHE_KIB
 from appliance.index.schema import MIGRATIONS
 from appliance.model import Kind, Resource
 from appliance.storage.policy import BUILTIN_POLICIES, make_policy
@@ -26,6 +27,8 @@ def index(tmp_path):
 def test_schema_version_and_wal(index, tmp_path):
     assert index.schema_version == len(MIGRATIONS)
     assert index.query("PRAGMA journal_mode")[0][0] == "wal"
+    # Each process's own page cache is bounded (issue 14): the kernel's is shared anyway.
+    assert index.query("PRAGMA cache_size")[0][0] == -CACHE_KIB
     again = Index(tmp_path / "index.sqlite")  # reopening runs nothing twice
     assert again.schema_version == len(MIGRATIONS)
 
@@ -58,6 +61,23 @@ def test_metrics_are_created_once_and_cached(index):
     other = Index(index.path)  # another process sees the same metric
     assert other.ensure_metrics([(res.id, "cpu", "ns", Kind.CUMULATIVE)]) == first
     assert len(index.metrics()) == 1
+
+
+def test_a_restarted_agent_finds_thousands_of_metrics_in_a_few_queries(index):
+    # More resources than one lookup takes (500), two metrics each, plus one new metric on
+    # a known resource and one on a new resource: found, not created twice.
+    resources = [Resource.from_key("if", f"sw/{i}") for i in range(1203)]
+    index.ensure_resources(resources)
+    wanted = [(r.id, name, "B", Kind.CUMULATIVE) for r in resources for name in ("rx", "tx")]
+    first = index.ensure_metrics(wanted)
+    restarted = Index(index.path)  # a fresh process: an empty cache
+    extra = Resource.from_key("if", "sw/new")
+    restarted.ensure_resources([extra])
+    more = [(resources[0].id, "errors", "1", Kind.CUMULATIVE), (extra.id, "rx", "B", Kind.GAUGE)]
+    again = restarted.ensure_metrics(wanted + more)
+    assert {k: again[k] for k in first} == first
+    assert len(index.metrics(limit=10_000)) == len(wanted) + 2
+    assert again[(extra.id, "rx")].kind is Kind.GAUGE
 
 
 def test_resources_paginate_with_marker_in_sort_order(index):
