@@ -220,8 +220,12 @@ class _Pairs:
 
     def seps(self) -> np.ndarray:
         if self._seps is None:
-            stamps = orjson.dumps([_stamp(t) for t in self.times.tolist()])[1:-1].split(b",")
-            self._seps = np.array([b'"],[' + t + b',"' for t in stamps], dtype=object)
+            whole = self.times.astype(np.int64)
+            stamps = (orjson.dumps(whole, option=orjson.OPT_SERIALIZE_NUMPY)
+                      if np.array_equal(whole, self.times)  # the usual grid of whole seconds
+                      else orjson.dumps([_stamp(t) for t in self.times.tolist()]))
+            self._seps = np.array([b'"],[' + t + b',"' for t in stamps[1:-1].split(b",")],
+                                  dtype=object)
         return self._seps
 
     def encode(self, row: np.ndarray, at: np.ndarray | None) -> bytes:

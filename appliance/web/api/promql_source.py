@@ -98,18 +98,22 @@ class StoreSource:
         by_grain: dict[tuple[int, str], list[int]] = {}
         kept: dict[int, int] = {}  # granularity -> the longest any of these policies keeps it
         warnings = []
+        by_policy: dict[str, list[int]] = {}  # the choice is the policy's: made once each
         for i, m in enumerate(metrics):
-            policy = policies[m.archive_policy_name]
+            by_policy.setdefault(m.archive_policy_name, []).append(i)
+        for name, members in by_policy.items():
+            policy = policies[name]
             g = best_granularity(policy, start, step, self.now)
             if g > step:
-                warnings.append(f"{m.archive_policy_name} policy: served from {g} s buckets, "
+                warnings.append(f"{name} policy: served from {g} s buckets, "
                                 f"coarser than the step of {step:g} s")
             aggregation = method if method in policy.aggregation_methods else "mean"
-            by_grain.setdefault((g, aggregation), []).append(i)
+            by_grain.setdefault((g, aggregation), []).extend(members)
             span = next(item.timespan for item in policy.definition if item.granularity == g)
             kept[g] = max(kept.get(g, 0), span)
         blocks = []
         for (g, aggregation), rows in by_grain.items():
+            rows.sort()  # series order kept: one block of every series is used as it is
             # Only what the archive can hold is allocated, whatever range was asked.
             first = math.floor(max(start, self.now - kept[g] - g) / g) * g - 2 * g
             count = max(0, (math.floor(min(stop, self.now) / g) * g - first) // g + 1)
