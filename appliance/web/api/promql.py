@@ -246,20 +246,32 @@ class _Pairs:
 
 
 def _matched(required: bool) -> list[SeriesInfo]:
-    """The series the ``match[]`` selectors name (every series when none is given)."""
+    """The series the ``match[]`` selectors name (every series when none is given) that
+    have samples between ``start`` and ``end`` (all time when neither is given)."""
     texts = request.values.getlist("match[]")
     source = StoreSource(get_store())
     if not texts:
         if required:
             raise BadData("no match[] parameter provided")
-        return source.catalogue()
+        return _in_range(source, source.catalogue())
     found: dict[str, SeriesInfo] = {}
     for text in texts:
         sel = _plan(text)
         if not isinstance(sel, Selector) or sel.range:
             raise BadData(f"invalid parameter 'match[]': {text!r} is not a series selector")
         found.update((s.ref.id, s) for s in source.select(sel.matchers))
-    return list(found.values())
+    return _in_range(source, list(found.values()))
+
+
+def _in_range(source: StoreSource, series: list[SeriesInfo]) -> list[SeriesInfo]:
+    """``series`` less those without a sample in ``[start, end]``; Prometheus' defaults are
+    the beginning and the end of time, so with neither given nothing is read."""
+    start, end = _time("start", -math.inf), _time("end", math.inf)
+    if end < start:
+        raise BadData("invalid parameter 'end': end timestamp must not be before start time")
+    if start == -math.inf and end == math.inf:
+        return series
+    return source.present(series, start, end)
 
 
 @bp.route("/series", methods=BOTH)

@@ -17,6 +17,8 @@ import math
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from appliance.model import ArchivePolicy, Kind, Metric
 from appliance.promnames import series_labels, series_name
 from appliance.promql import Block, Matcher, SeriesInfo
@@ -121,3 +123,47 @@ class StoreSource:
                                            int(first), int(count))
             blocks.append(Block(float(g), float(first), values, rows))
         return blocks, warnings
+
+    def present(self, series: Sequence[SeriesInfo], start: float, end: float
+                ) -> list[SeriesInfo]:
+        """Those of ``series`` with samples in ``[start, end]`` (as Prometheus lists a series
+        in ``/series``, ``/labels`` and ``/label/.../values`` only then), in their order.
+
+        A series whose newest measure (its file's header) lies in the range has one. The
+        others are read archive by archive, finest first, each over the part of the range
+        it holds and no finer archive did: a series counts once a known bucket touches the
+        range, so the answer is exact to one bucket of the finest archive holding that
+        time (a coarse bucket can be unknown while the fine ones are not, by RRD's
+        xfiles factor, hence finest first). A listing costs at most every bucket of the
+        series' archives, and usually the recent few.
+        """
+        if not series:
+            return []
+        metrics: list[Metric] = [s.ref for s in series]  # type: ignore[misc]
+        self.store.flush_many(metrics)
+        newest = self.store.newest_measures(metrics)
+        keep = [start <= newest.get(m.id, -math.inf) <= end for m in metrics]
+        policies = self.store.index.policies_for({m.archive_policy_name for m in metrics})
+        spans: dict[int, int] = {}
+        for policy in policies.values():
+            for item in policy.definition:
+                spans[item.granularity] = max(spans.get(item.granularity, 0), item.timespan)
+        upto = end  # the part of the range after this was read from finer archives
+        for g in sorted(spans):
+            todo = [i for i, k in enumerate(keep) if not k]
+            lo = max(start, self.now - spans[g] + g)
+            if not todo:
+                break
+            if lo > upto:
+                continue
+            blocks, _warnings = self.read([series[i] for i in todo], "mean", lo, upto, g)
+            for b in blocks:
+                labels = b.first + b.granularity * np.arange(b.values.shape[1])
+                near = (labels > lo - b.granularity) & (labels < upto + b.granularity)
+                seen = np.isfinite(b.values[:, near]).any(axis=1).tolist()
+                for row, known in zip(b.rows, seen, strict=True):
+                    keep[todo[row]] = keep[todo[row]] or known
+            if lo <= start:  # the whole range was held here
+                break
+            upto = lo
+        return [s for s, k in zip(series, keep, strict=True) if k]
