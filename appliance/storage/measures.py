@@ -345,7 +345,7 @@ class Measures:
         (one round trip instead of one per metric). A metric without a file yet fails alone
         in the batch, which is cheaper than a ``stat`` per metric to leave it out."""
         relpath = self.relpath
-        self.client.batch([f"FLUSH {relpath(i)}" for i in metric_ids])
+        self.client.flush_all_of([relpath(i) for i in metric_ids])
 
     def read(
         self,
