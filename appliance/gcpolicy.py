@@ -39,3 +39,23 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"))
 def trim() -> None:
     """Return free heap memory to the kernel (glibc ``malloc_trim``; ~1 ms on a 50 MB heap)."""
     _libc.malloc_trim(0)
+
+
+#: glibc's mallopt parameters (malloc.h).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_free_heap(limit: int) -> None:
+    """Let up to ``limit`` bytes of freed heap stay mapped instead of going back at once.
+
+    glibc returns the top of the heap once more than its trim threshold is free; left
+    dynamic, that threshold settles near twice the largest block freed so far (a couple of
+    MB for the API's arrays), so a request working with day-sized arrays (a megabyte per
+    100 series) gave them back as it freed them and page-faulted them in again for the
+    next: 19k faults, a fifth of an API worker's CPU, per 12-panel Grafana dashboard. Blocks
+    up to half of ``limit`` come from the heap too (a fixed threshold stops glibc adjusting
+    it), larger ones are mapped and unmapped as before. An explicit :func:`trim` still
+    returns everything.
+    """
+    _libc.mallopt(M_TRIM_THRESHOLD, limit)
+    _libc.mallopt(M_MMAP_THRESHOLD, limit // 2)

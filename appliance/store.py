@@ -199,6 +199,16 @@ class Store:
             for metric, aggregation, key in wanted
         ]
 
+    def newest_measures(self, metrics: Iterable[Metric]) -> dict[str, float]:
+        """The timestamp of each metric's newest measure, from its file's header (no lock);
+        metrics without a file are left out. The caller flushed them."""
+        out = {}
+        for m in metrics:
+            last = self.measures.last_update(m.id)
+            if last is not None:  # written one step after the measure (storage.measures)
+                out[m.id] = float(last - self.index.policy(m.archive_policy_name).step)
+        return out
+
     def rrdcached_stats(self) -> dict[str, int]:
         return self.measures.daemon_stats()
 

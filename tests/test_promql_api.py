@@ -197,6 +197,47 @@ def test_series_are_named_and_labelled_exactly_as_on_metrics(served):
     assert {frozenset(s.items()) for s in series} == scraped
 
 
+def test_series_and_labels_list_only_what_has_samples_between_start_and_end(store):
+    """Prometheus' documented rule for /series, /labels and /label/<name>/values: a series
+    is listed if it has samples in ``[start, end]``; neither given means all time."""
+    from appliance.model import PollResult
+
+    now = time.time() // 60 * 60
+    early, late = now - 3 * 3600, now  # two disks end 3 h ago, two start 1 h ago
+    load(store, PollResult(
+        [s for s in fleet_samples(4, 60, early).samples
+         if s.resource.attributes["device_name"] in ("sd000", "sd001")]
+        + [s for s in fleet_samples(4, 60, late).samples
+           if s.resource.attributes["device_name"] in ("sd002", "sd003")]))
+    client = create_app(store.settings, store).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = (
+        f"Bearer {tokens.create(store.index, 'grafana', 'reader')}")
+
+    def devices(path, **window):
+        body = client.get(f"/api/v1/{path}", query_string={"match[]": "disk_usage", **window})
+        assert body.status_code == 200, body.get_json()
+        data = body.get_json()["data"]
+        return sorted(x["device_name"] for x in data) if path == "series" else data
+
+    in_early = {"start": early - 50 * 60, "end": early - 40 * 60}
+    in_late = {"start": now - 30 * 60, "end": now}
+    between = {"start": early + 1800, "end": late - 70 * 60}
+    assert devices("series") == ["sd000", "sd001", "sd002", "sd003"]
+    assert devices("series", **in_early) == ["sd000", "sd001"]
+    assert devices("series", **in_late) == ["sd002", "sd003"]
+    assert devices("series", **between) == []
+    assert devices("series", start=late - 1800) == ["sd002", "sd003"]  # end: all time
+    assert devices("series", end=early - 3000) == ["sd000", "sd001"]
+    assert devices("label/device_name/values", **in_early) == ["sd000", "sd001"]
+    assert devices("label/device_name/values", **in_late) == ["sd002", "sd003"]
+    assert client.get("/api/v1/labels", query_string=between).get_json()["data"] == []
+    assert "device_name" in client.get("/api/v1/labels",
+                                       query_string=in_late).get_json()["data"]
+    wrong = client.get("/api/v1/series", query_string={"match[]": "disk_usage",
+                                                       "start": now, "end": now - 60})
+    assert wrong.status_code == 400 and wrong.get_json()["errorType"] == "bad_data"
+
+
 def test_best_granularity_follows_step_and_retention():
     from appliance.model import BUILTIN_POLICIES
     from appliance.web.api.promql_source import best_granularity

@@ -182,3 +182,28 @@ def test_a_graph_reaches_the_newest_bucket_a_step_after_its_measure(store):
     empty = store.index.create_metric("spare", "B", None, "medium")
     blank = graphs.draw(store.measures, empty, policy, "mean", T0, newest, look)
     assert blank.last is None and b"<svg" in blank.image and blank.end == newest
+
+
+def test_flush_many_makes_values_held_by_rrdcached_readable_in_one_round_trip(store):
+    """The read path's FLUSH batch goes without waiting for BATCH's go-ahead: the values
+    rrdcached still holds must be in the files after it, a metric without a file must not
+    break it, and the connection must stay in step for the next command."""
+    import dataclasses
+
+    import numpy as np
+
+    res = _host()
+    # Two files written, then one more value each: the last update is still in rrdcached.
+    for name in ("hardware.memory.used", "hardware.memory.total"):
+        store.write(_samples(res, name, Kind.GAUGE, [(T0 + 60 * i, float(i)) for i in range(5)]))
+    metrics = sorted(store.index.metrics(name=None), key=lambda m: m.name)
+    metrics = [m for m in metrics if m.name.startswith("hardware.memory")]
+    assert len(metrics) == 2
+    store.write(_samples(res, "hardware.memory.used", Kind.GAUGE, [(T0 + 300, 42.0)]))
+    ghost = dataclasses.replace(metrics[0], id="00000000-0000-4000-8000-000000000000")
+    store.flush_many([*metrics, ghost])
+    block = store.read_block(metrics, "mean", 60, T0, 6)
+    used = next(i for i, m in enumerate(metrics) if m.name == "hardware.memory.used")
+    assert block[used].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 42.0]
+    assert np.isnan(block[1 - used, 5])
+    store.measures.ping()  # answers still in step with commands

@@ -56,8 +56,9 @@ def evaluate(plan: object, source: Source, times: np.ndarray, step: float
     value = _eval(plan, ctx)
     if isinstance(value, Vector):
         keep = ~np.all(np.isnan(value.values), axis=1)
-        value = Vector([lab for lab, k in zip(value.labels, keep, strict=True) if k],
-                       value.values[keep])
+        if not keep.all():  # a copy only when a series really goes
+            value = Vector([lab for lab, k in zip(value.labels, keep, strict=True) if k],
+                           value.values[keep])
         seen: set[frozenset] = set()
         for lab in value.labels:
             key = frozenset(lab.items())
@@ -128,15 +129,26 @@ def _select(sel: Selector, ctx: Context, counters: bool, method: str, back: floa
 def _instant_selector(sel: Selector, ctx: Context) -> Vector:
     series, blocks = _select(sel, ctx, False, "mean", LOOKBACK)
     times = ctx.times - sel.offset
-    out = np.full((len(series), len(times)), np.nan)
+    parts = []
     for b in blocks:
         # At the live edge the newest bucket completes one granularity late: two buckets
         # back keep a coarse archive's series from blinking out between completions.
         lookback = max(LOOKBACK, 2 * b.granularity)
         lo, hi = windows.bounds(b.first, b.granularity, b.values.shape[1], times - lookback,
                                 times)
-        out[b.rows] = windows.last(b.values, lo, hi)
-    return Vector([s.labels for s in series], out)
+        parts.append((b.rows, windows.last(b.values, lo, hi)))
+    return Vector([s.labels for s in series], _assemble(parts, len(series), len(times)))
+
+
+def _assemble(parts: list[tuple[list[int], np.ndarray]], n: int, t: int) -> np.ndarray:
+    """One ``[n, T]`` array from blocks' rows; a single block holding every series in
+    order is used as it is (no second day-sized array per panel)."""
+    if len(parts) == 1 and parts[0][0] == list(range(n)):
+        return parts[0][1]
+    out = np.full((n, t), np.nan)
+    for rows, values in parts:
+        out[rows] = values
+    return out
 
 
 def _range_function(call: Call, ctx: Context) -> Vector:
@@ -144,7 +156,7 @@ def _range_function(call: Call, ctx: Context) -> Vector:
     counters = call.func in RATE_FUNCTIONS
     series, blocks = _select(sel, ctx, counters, METHOD_FOR.get(call.func, "mean"), sel.range)
     times = ctx.times - sel.offset
-    out = np.full((len(series), len(times)), np.nan)
+    parts = []
     for b in blocks:
         g = b.granularity
         span = sel.range
@@ -156,13 +168,15 @@ def _range_function(call: Call, ctx: Context) -> Vector:
         lo = times - span + (g if counters else 0.0)
         a, z = windows.bounds(b.first, g, b.values.shape[1], lo, times)
         if call.func == "irate":
-            out[b.rows] = windows.last(b.values, a, z)
+            value = windows.last(b.values, a, z)
         elif counters:
-            mean = windows.reduce(b.values, a, z, "avg")
-            out[b.rows] = mean * span if call.func == "increase" else mean
+            value = windows.reduce(b.values, a, z, "avg")
+            if call.func == "increase":
+                value *= span
         else:
-            how = call.func.removesuffix("_over_time")
-            out[b.rows] = windows.reduce(b.values, a, z, how)
+            value = windows.reduce(b.values, a, z, call.func.removesuffix("_over_time"))
+        parts.append((b.rows, value))
+    out = _assemble(parts, len(series), len(times))
     labels = [s.labels for s in series]
     # Prometheus keeps the name through last_over_time only (a value, not a derivation).
     return Vector(labels if call.func == "last_over_time" else _drop_name(labels), out)

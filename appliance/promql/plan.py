@@ -7,6 +7,7 @@ pre-aggregated RRD buckets, so the evaluator never meets a construct it does not
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -101,8 +102,13 @@ class Negate:
     expr: object
 
 
+@functools.lru_cache(maxsize=512)
 def parse(text: str) -> object:
-    """The plan of one PromQL expression; :class:`QueryError` or :class:`Unsupported`."""
+    """The plan of one PromQL expression; :class:`QueryError` or :class:`Unsupported`.
+
+    Kept per text (plans are frozen, so sharing one is safe; an error is not kept): a
+    dashboard sends the same few queries at every refresh.
+    """
     try:
         ast = pp.parse(text)
     except ValueError as exc:

@@ -342,8 +342,10 @@ class Measures:
 
     def flush_many(self, metric_ids: Iterable[str]) -> None:
         """Make every acknowledged write of these metrics visible to readers, in one batch
-        (one round trip instead of one per metric); metrics without a file are skipped."""
-        self.client.batch([f"FLUSH {self.relpath(i)}" for i in metric_ids if self.exists(i)])
+        (one round trip instead of one per metric). A metric without a file yet fails alone
+        in the batch, which is cheaper than a ``stat`` per metric to leave it out."""
+        relpath = self.relpath
+        self.client.flush_all_of([relpath(i) for i in metric_ids])
 
     def read(
         self,

@@ -123,6 +123,31 @@ class RrdcachedClient:
 
         return self._call(run)
 
+    def flush_all_of(self, relpaths: Sequence[str]) -> None:
+        """FLUSH each file in one BATCH sent with its commands: one round trip, not two.
+
+        :meth:`send_batch` waits for rrdcached's go-ahead before sending a write batch, so
+        that a refused BATCH never has its updates run one by one. A FLUSH run alone is
+        harmless, so here the go-ahead is not waited for; a refusal (answers now out of
+        step) drops the connection and is reported like any other rrdcached failure.
+        Errors of single FLUSHes (a file with no measure yet) are ignored.
+        """
+        if not relpaths:
+            return
+        payload = b"BATCH\n" + "".join(f"FLUSH {p}\n" for p in relpaths).encode() + b".\n"
+
+        def run(f):
+            f.write(payload)
+            f.flush()
+            head = self._readline(f)
+            if not head.startswith("0 "):
+                raise RrdcachedError(f"rrdcached refused BATCH: {head}")
+            count = int(self._readline(f).partition(" ")[0])
+            for _ in range(count):
+                self._readline(f)
+
+        self._call(run)
+
     def flush(self, relpath: str) -> None:
         """Make rrdcached write a file's pending values now (reads see every acked write)."""
         self.command(f"FLUSH {relpath}")

@@ -17,6 +17,7 @@ import functools
 import math
 import os
 import struct
+import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -56,8 +57,26 @@ def _layout(static: bytes) -> tuple[int, int, int, dict[tuple[str, int], tuple[i
     return ds_cnt, live, rra_ptr, archives
 
 
+#: The static header last parsed and its layout: the files of one selection share one, and
+#: comparing the bytes is cheaper than hashing them for the cache (a read of 100 files).
+_last_layout: tuple[bytes, tuple] = (b"", ())
+#: Buckets are read straight into the caller's array where its doubles are the file's.
+_NATIVE = sys.byteorder == "little"
+
+
+def _layout_of(static: bytes) -> tuple[int, int, int, dict[tuple[str, int], tuple[int, int, int]]]:
+    global _last_layout
+    seen, layout = _last_layout
+    if static != seen:
+        layout = _layout(static)
+        _last_layout = (static, layout)
+    return layout  # type: ignore[return-value]
+
+
 class _Ring:
     """One open file's ``cf`` archive at ``step``: where its buckets are, up to the newest."""
+
+    __slots__ = ("fd", "step", "ds_cnt", "offset", "rows", "cur_row", "newest", "oldest")
 
     def __init__(self, fd: int, path: str, cf: str, step: int):
         head = os.pread(fd, _HEAD_READ, 0)
@@ -68,7 +87,7 @@ class _Ring:
         try:
             if static > len(head):
                 raise UnsupportedFile(f"header larger than {len(head)} bytes")
-            ds_cnt, live, rra_ptr, archives = _layout(head[:static])
+            ds_cnt, live, rra_ptr, archives = _layout_of(head[:static])
             if rra_ptr + 8 * rra_cnt > len(head):
                 raise UnsupportedFile(f"header larger than {len(head)} bytes")
         except UnsupportedFile as exc:
@@ -95,6 +114,21 @@ class _Ring:
             count -= n
             p = 0
         return np.frombuffer(b"".join(chunks), dtype="<f8")[:: self.ds_cnt]
+
+    def read_into(self, out: np.ndarray, first: int) -> None:
+        """:meth:`values` from ``first`` written into ``out`` (a contiguous float64 row
+        slice): with one data source and native doubles, ``preadv`` fills it directly."""
+        if self.ds_cnt != 1 or not _NATIVE:
+            out[:] = self.values(first, len(out))
+            return
+        p = (self.cur_row - (self.newest - first) // self.step) % self.rows
+        done = 0
+        while done < len(out):
+            n = min(len(out) - done, self.rows - p)
+            if os.preadv(self.fd, [out[done : done + n]], self.offset + p * 8) != n * 8:
+                raise UnsupportedFile("truncated data")
+            done += n
+            p = 0
 
 
 def read(
@@ -152,9 +186,9 @@ def read_block(
             lo, hi = max(first, ring.oldest), min(end, ring.newest)
             if lo <= hi:
                 col = (lo - first) // step
-                n = (hi - lo) // step + 1
-                out[r, col : col + n] = ring.values(lo, n)
+                ring.read_into(out[r, col : col + (hi - lo) // step + 1], lo)
         except UnsupportedFile:
+            out[r] = np.nan  # a truncated read may have left part of a row
             times, values = fallback(r)
             cols = ((times - first) // step).astype(np.int64)
             ok = (cols >= 0) & (cols < count)

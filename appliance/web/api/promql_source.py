@@ -17,6 +17,8 @@ import math
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from appliance.model import ArchivePolicy, Kind, Metric
 from appliance.promnames import series_labels, series_name
 from appliance.promql import Block, Matcher, SeriesInfo
@@ -98,18 +100,22 @@ class StoreSource:
         by_grain: dict[tuple[int, str], list[int]] = {}
         kept: dict[int, int] = {}  # granularity -> the longest any of these policies keeps it
         warnings = []
+        by_policy: dict[str, list[int]] = {}  # the choice is the policy's: made once each
         for i, m in enumerate(metrics):
-            policy = policies[m.archive_policy_name]
+            by_policy.setdefault(m.archive_policy_name, []).append(i)
+        for name, members in by_policy.items():
+            policy = policies[name]
             g = best_granularity(policy, start, step, self.now)
             if g > step:
-                warnings.append(f"{m.archive_policy_name} policy: served from {g} s buckets, "
+                warnings.append(f"{name} policy: served from {g} s buckets, "
                                 f"coarser than the step of {step:g} s")
             aggregation = method if method in policy.aggregation_methods else "mean"
-            by_grain.setdefault((g, aggregation), []).append(i)
+            by_grain.setdefault((g, aggregation), []).extend(members)
             span = next(item.timespan for item in policy.definition if item.granularity == g)
             kept[g] = max(kept.get(g, 0), span)
         blocks = []
         for (g, aggregation), rows in by_grain.items():
+            rows.sort()  # series order kept: one block of every series is used as it is
             # Only what the archive can hold is allocated, whatever range was asked.
             first = math.floor(max(start, self.now - kept[g] - g) / g) * g - 2 * g
             count = max(0, (math.floor(min(stop, self.now) / g) * g - first) // g + 1)
@@ -117,3 +123,47 @@ class StoreSource:
                                            int(first), int(count))
             blocks.append(Block(float(g), float(first), values, rows))
         return blocks, warnings
+
+    def present(self, series: Sequence[SeriesInfo], start: float, end: float
+                ) -> list[SeriesInfo]:
+        """Those of ``series`` with samples in ``[start, end]`` (as Prometheus lists a series
+        in ``/series``, ``/labels`` and ``/label/.../values`` only then), in their order.
+
+        A series whose newest measure (its file's header) lies in the range has one. The
+        others are read archive by archive, finest first, each over the part of the range
+        it holds and no finer archive did: a series counts once a known bucket touches the
+        range, so the answer is exact to one bucket of the finest archive holding that
+        time (a coarse bucket can be unknown while the fine ones are not, by RRD's
+        xfiles factor, hence finest first). A listing costs at most every bucket of the
+        series' archives, and usually the recent few.
+        """
+        if not series:
+            return []
+        metrics: list[Metric] = [s.ref for s in series]  # type: ignore[misc]
+        self.store.flush_many(metrics)
+        newest = self.store.newest_measures(metrics)
+        keep = [start <= newest.get(m.id, -math.inf) <= end for m in metrics]
+        policies = self.store.index.policies_for({m.archive_policy_name for m in metrics})
+        spans: dict[int, int] = {}
+        for policy in policies.values():
+            for item in policy.definition:
+                spans[item.granularity] = max(spans.get(item.granularity, 0), item.timespan)
+        upto = end  # the part of the range after this was read from finer archives
+        for g in sorted(spans):
+            todo = [i for i, k in enumerate(keep) if not k]
+            lo = max(start, self.now - spans[g] + g)
+            if not todo:
+                break
+            if lo > upto:
+                continue
+            blocks, _warnings = self.read([series[i] for i in todo], "mean", lo, upto, g)
+            for b in blocks:
+                labels = b.first + b.granularity * np.arange(b.values.shape[1])
+                near = (labels > lo - b.granularity) & (labels < upto + b.granularity)
+                seen = np.isfinite(b.values[:, near]).any(axis=1).tolist()
+                for row, known in zip(b.rows, seen, strict=True):
+                    keep[todo[row]] = keep[todo[row]] or known
+            if lo <= start:  # the whole range was held here
+                break
+            upto = lo
+        return [s for s, k in zip(series, keep, strict=True) if k]

@@ -16,6 +16,10 @@ after that request: gunicorn forks a fresh worker from the preloaded master at o
 the listening socket, held by the master, queues what arrives meanwhile. Python's
 allocator keeps partly used pages that no trim returns, which is why replacing the worker
 is the step that really gives memory back.
+
+Between those checks glibc keeps up to ``TRIM_AFTER_GROWTH`` of freed heap mapped
+(:func:`appliance.gcpolicy.keep_free_heap`): left to its default it handed each freed
+array of a query back to the kernel and faulted it in again for the next one.
 """
 
 from __future__ import annotations
@@ -68,6 +72,9 @@ def post_fork(server, worker) -> None:
     # half of gunicorn's timeout), holding the listening socket the arbiter forked again
     # needs to bind.
     die_with_parent()
+    # A query's arrays reuse the last one's pages: freed heap up to the growth that makes
+    # post_request trim stays mapped (a worker holds at most that much more between trims).
+    gcpolicy.keep_free_heap(TRIM_AFTER_GROWTH)
     _checked_at, _requests = anonymous_bytes(), 0
     # The app the master preloaded (worker.wsgi is only set after this hook).
     retention.rebuild_in_background(worker.app.wsgi().extensions["appliance.settings"])
