@@ -1,4 +1,4 @@
-"""Which of these targets are mine this cycle: tooz partitioned groups across appliances.
+"""Which of these targets are mine this cycle: tooz groups and a hash ring across appliances.
 
 The agent and the alarm evaluator ask one thing, :meth:`Share.mine`. Without
 ``coordination.backend_url`` the answer is "all of them" and tooz is never imported. With it,
@@ -111,7 +111,8 @@ class PartitionedShare(Share):
     def _refresh(self) -> None:
         """Read the group's members, join it if this member is not among them, rebuild the ring.
 
-        Every backend call is bounded by ``timeout``; any failure keeps the last ring.
+        Every group call is bounded by ``timeout`` (tooz's own ``join_group_create`` and
+        ``Partitioner`` wait without a bound); any failure keeps the last ring.
         """
         from tooz import coordination
 
@@ -167,7 +168,8 @@ class PartitionedShare(Share):
         from tooz.partitioner import Partitioner
 
         ring = HashRing(members, partitions=Partitioner.DEFAULT_PARTITION_NUMBER)
-        names = sorted(m.decode().split("@", 1)[1] for m in members)
+        # (a member id of another form, from another tooz client, is shown as it is)
+        names = sorted(m.decode().split("@", 1)[-1] for m in members)
         if names != self.members:
             log.info("coordination: %s members: %s", self.group, ", ".join(names))
         with self._lock:
