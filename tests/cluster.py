@@ -27,12 +27,19 @@ def groups(app: RunningAppliance) -> dict[str, dict]:
 
 
 def partitioned(apps: list[RunningAppliance], work: str, names: list[str]) -> bool:
-    """Every name owned by exactly one live member, and every member sees them all."""
+    """Every name owned by exactly one live member, and every member sees them all.
+
+    A share is what its agent last asked the ring for (each cycle), so every member must
+    have asked once over all the names (``total``): a member that joined but has not polled
+    yet shows none, and with another member's share from before the join (all of them) that
+    would add up to "each exactly once" too early.
+    """
     try:
         views = [groups(app).get(work) for app in apps]
     except requests.RequestException:
         return False
-    if any(g is None or len(g["members"]) != len(apps) or not g["connected"] for g in views):
+    if any(g is None or len(g["members"]) != len(apps) or not g["connected"]
+           or g["total"] != len(names) for g in views):
         return False
     owned = [name for g in views for name in g["owned"]]
     return sorted(owned) == sorted(names)
