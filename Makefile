@@ -17,7 +17,7 @@ RUN_PACKAGES := python3 python3-venv python3-dev gcc pkg-config librrd-dev rrdto
 TEST_PACKAGES := snmpd snmp libvirt-clients libvirt-daemon libvirt-daemon-driver-qemu \
 	qemu-system-x86 qemu-utils chromium fonts-dejavu-core packer mmdebstrap ruby fdisk curl \
 	openssh-client systemd python3-pysnmp4-mibs redis-server etcd-server victoria-metrics \
-	prometheus collectd-core
+	prometheus collectd-core zookeeper
 
 .PHONY: run test lint screenshots bench deps-run deps-test venv venv-run image image-test clean
 

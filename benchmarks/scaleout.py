@@ -1,14 +1,19 @@
 """Scale-out figures: poll CPU per member with 1-3 members, publishing's CPU, remote-write ingest.
 
-1. Poll-cycle CPU of one appliance's SNMP pollster over the same devices when 1, 2 and 3
-   members share them through tooz over a real redis-server (the other members are tooz
-   members in this process that only hold their share): it should fall about 1/N.
+1. Poll-cycle CPU of each member's SNMP agent over the same devices when 1, 2 and 3
+   appliances share them through tooz over a real redis-server. Each member is a whole
+   ``appliance run`` (own data dir, port, supervisord, rrdcached, gunicorn, forked agents),
+   started as the coordination test starts them; the figure is the CPU time of that
+   member's ``appliance: poll-snmp`` process (poll, local store, coordination thread: all
+   it does) over whole cycles, read from /proc between two cycle ends. It should fall
+   about 1/N.
 2. The CPU a remote-write publisher adds to a poll cycle (SNMP poll + local store; publisher
-   thread included, until VictoriaMetrics has taken everything): target < 20 %.
+   thread included, until VictoriaMetrics has taken everything), in this process: target
+   < 20 %.
 3. Remote-write ingest into the appliance (``POST /v1/prometheus/write``) in samples/s, and
    its ratio to the Gnocchi batch endpoint carrying the same points, in-process, same run.
 
-    .venv/bin/python benchmarks/scaleout.py [--devices 30] [--cycles 3]
+    .venv/bin/python benchmarks/scaleout.py [--devices 30] [--cycles 3] [--interval 15]
 """
 
 from __future__ import annotations
@@ -20,52 +25,89 @@ import time
 from pathlib import Path
 
 import orjson
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from appliance import config, coordination, tokens  # noqa: E402
+from appliance import config, tokens  # noqa: E402
 from appliance.pollsters.snmp import build  # noqa: E402
 from appliance.publishers.remote_write import RemoteWrite  # noqa: E402
 from appliance.remotewrite import Series, encode  # noqa: E402
 from appliance.storage.daemon import rrdcached_process  # noqa: E402
 from appliance.store import Store  # noqa: E402
 from appliance.web.api import create_app  # noqa: E402
-from tests import engines  # noqa: E402  (the tests' engine starters)
+from tests import cluster, engines  # noqa: E402  (the tests' engine starters and readers)
+from tests.conftest import RunningAppliance, wait_for  # noqa: E402
 from tests.snmp import recordings as rec  # noqa: E402
 from tests.snmp.agents import snmpsim  # noqa: E402
 
 INTERFACES = 12  # per device (snmpsim, pure Python, is the slow side: keep it answering)
 
 
-def poll_cpu(tmp: Path, sim_port: int, redis_url: str, devices: int, members: int,
-             cycles: int) -> tuple[int, float]:
-    """(targets owned by member 0, CPU seconds per poll cycle of member 0)."""
-    targets = [{"name": f"sw{i:02d}", "host": "127.0.0.1", "port": sim_port,
-                "community": f"d{i}"} for i in range(devices)]
-    shares = []
-    for m in range(members):
-        settings = config.parse({
-            "data_dir": str(tmp / f"m{members}-{m}"),
-            "pollsters": {"snmp": {"targets": targets}},
-            "coordination": {"backend_url": redis_url, "member_id": f"m{m}",
-                             "group_prefix": f"bench{members}", "refresh": 0.2},
-        })
-        shares.append(coordination.share(settings, "snmp"))
-    pollster = build(config.parse({"pollsters": {"snmp": {"targets": targets}}}))
+def _member_config(targets: list[dict], redis_url: str, members: int, m: int,
+                   interval: int) -> dict:
+    """One member's config: only SNMP runs (no host, alarms or traps), all sharing."""
+    return {
+        "api": {"workers": 1},
+        "pollsters": {"host": {"enabled": False},
+                      "snmp": {"interval": interval, "targets": targets,
+                               "traps": {"enabled": False}}},
+        "alarms": {"enabled": False},
+        "coordination": {"backend_url": redis_url, "member_id": f"m{m}",
+                         "group_prefix": f"bench{members}", "refresh": 0.5},
+    }
+
+
+def _cycle_ends(apps: list[RunningAppliance], cycles: int,
+                interval: int) -> list[list[tuple[int, float, int]]]:
+    """For each member, at each cycle end (its first owned target's poll count moved):
+    (polls so far, CPU s of its poll-snmp process then, failed polls so far of its share).
+
+    All members are watched together so that they are measured over the same minutes;
+    a cycle end is seen within ~0.1 s, which the poll of a single device outlasts."""
+    pids = [cluster.worker_pid(app, "snmp") for app in apps]
+    owned = [cluster.groups(app)["snmp"]["owned"] for app in apps]
+    ends: list[list[tuple[int, float, int]]] = [[] for _ in apps]
+    last = [cluster.polls(app).get(o[0], 0) for app, o in zip(apps, owned, strict=True)]
+    deadline = time.monotonic() + (cycles + 3) * interval * 2
+    while any(len(e) < cycles + 2 for e in ends):  # a warm cycle, a start, then `cycles`
+        assert time.monotonic() < deadline, "poll cycles did not end in time"
+        for i, app in enumerate(apps):
+            sources = [s for s in cluster.status(app)["sources"] if s["source"] == "snmp"]
+            count = next((s["polls"] for s in sources if s["target"] == owned[i][0]), 0)
+            if count > last[i]:
+                cpu = psutil.Process(pids[i]).cpu_times()
+                errors = sum(s["errors"] for s in sources if s["target"] in owned[i])
+                ends[i].append((count, cpu.user + cpu.system, errors))
+                last[i] = count
+        time.sleep(0.1)
+    return ends
+
+
+def poll_cpu(tmp: Path, targets: list[dict], redis_url: str, members: int, cycles: int,
+             interval: int) -> list[tuple[int, float, int]]:
+    """Per member: (devices it polls, CPU s per poll cycle of its poll-snmp process, failed
+    polls of its devices while measured)."""
+    names = [t["name"] for t in targets]
+    apps = [RunningAppliance(tmp / f"n{members}-m{m}",
+                             _member_config(targets, redis_url, members, m, interval))
+            for m in range(members)]
     try:
-        deadline = time.monotonic() + 20
-        while any(len(s.members) != members for s in shares) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        owned = shares[0].mine(pollster.targets())
-        pollster.poll(owned, time.monotonic() + 30)  # warm: engines, first full walks
-        cpu = time.process_time()
-        for _ in range(cycles):
-            pollster.poll(shares[0].mine(pollster.targets()), time.monotonic() + 30)
-        return len(owned), (time.process_time() - cpu) / cycles
+        for app in apps:
+            app.start()
+        wait_for(lambda: cluster.partitioned(apps, "snmp", names), timeout=60, interval=0.5,
+                 what=f"{len(names)} targets split over {members} members")
+        ends = _cycle_ends(apps, cycles, interval)
+        assert cluster.partitioned(apps, "snmp", names), "the ring moved while measuring"
+        rows = []
+        for app, e in zip(apps, ends, strict=True):
+            (n0, cpu0, err0), (n1, cpu1, err1) = e[1], e[-1]
+            rows.append((len(cluster.groups(app)["snmp"]["owned"]), (cpu1 - cpu0) / (n1 - n0),
+                         err1 - err0))
+        return rows
     finally:
-        pollster.close()
-        for s in shares:
-            s.close()
+        for app in apps:
+            app.stop()
 
 
 def publish_cpu(tmp: Path, targets: list[dict], vm_url: str, cycles: int) -> dict[str, float]:
@@ -142,6 +184,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=30)
     ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--interval", type=int, default=15, help="SNMP poll interval, s")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -151,10 +194,10 @@ def main() -> None:
             data = {f"d{i}": rec.render(rec.system("Switch") + rec.interfaces(INTERFACES, hc=True))
                     for i in range(args.devices)}
             with snmpsim(data, "d0") as sim:
-                rows = [poll_cpu(tmp, sim.port, url, args.devices, n, args.cycles)
-                        for n in (1, 2, 3)]
                 targets = [{"name": f"sw{i:02d}", "host": "127.0.0.1", "port": sim.port,
-                            "community": f"d{i}"} for i in range(args.devices)]
+                            "community": f"d{i}", "timeout": 5} for i in range(args.devices)]
+                rows = {n: poll_cpu(tmp, targets, url, n, args.cycles, args.interval)
+                        for n in (1, 2, 3)}
                 pub = publish_cpu(tmp, targets, vm_url, args.cycles)
             rw, batch = ingest_rates(tmp, series=1000, points=20)
         finally:
@@ -162,10 +205,15 @@ def main() -> None:
             redis.stop()
     print(f"scaleout: {args.devices} SNMP devices x {INTERFACES} interfaces, redis-server, "
           f"VictoriaMetrics; {time.strftime('%Y-%m-%d')}")
-    base = rows[0][1]
-    for n, (owned, cpu) in zip((1, 2, 3), rows, strict=True):
-        print(f"  {n} member(s): member 0 polls {owned:2d} devices, {cpu * 1000:7.1f} ms CPU "
-              f"per cycle   ratio to 1 member {cpu / base:.2f} (1/N = {1 / n:.2f})")
+    base = rows[1][0][1]
+    for n, members in rows.items():
+        for m, (owned, cpu, errors) in enumerate(members):
+            print(f"  {n} member(s), m{m}: polls {owned:2d} devices, {cpu * 1000:7.1f} ms CPU "
+                  f"per cycle (poll-snmp process)  ratio to 1 member {cpu / base:.2f}"
+                  f"{f'  ({errors} failed polls)' if errors else ''}")
+        mean = sum(cpu for _, cpu, _ in members) / n
+        print(f"  {n} member(s): mean {mean * 1000:7.1f} ms CPU per member per cycle, ratio "
+              f"{mean / base:.2f} (1/N = {1 / n:.2f})")
     alone, both = pub["store"], pub["store+remote write"]
     print(f"  publishing: poll + store {alone * 1000:.1f} ms CPU per cycle, poll + store + remote "
           f"write {both * 1000:.1f} ms ({pub['samples']:.0f} samples): "

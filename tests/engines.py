@@ -1,6 +1,6 @@
 """Real distributed engines from Debian's packages, each on a free port in a temp dir.
 
-Redis and etcd (tooz backends), VictoriaMetrics (a remote-write store) and Prometheus (a
+Redis, etcd and ZooKeeper (tooz backends), VictoriaMetrics (a remote-write store) and Prometheus (a
 scraper and remote-write sender). Each starts as the test's own child and is stopped at
 teardown; none is assumed to run already.
 """
@@ -97,6 +97,46 @@ def etcd(workdir: Path) -> tuple[Engine, str]:
     ], workdir, ready_url=f"{url}/health")
     engine.start()
     return engine, f"etcd3+http://127.0.0.1:{client}"
+
+
+def zookeeper(workdir: Path) -> tuple[Engine, str]:
+    """A standalone ZooKeeper from Debian's ``zookeeper`` package; returns it and its tooz URL.
+
+    Started as ``ZooKeeperServerMain`` (standalone, no quorum) under Debian's java with a
+    zoo.cfg of our own: the package's ``zkServer.sh`` and ``zookeeperd`` want /etc and
+    /var/lib. ``tickTime`` 500 ms lets a client ask for the 3-s sessions the tests use (the
+    server grants 2 to 20 ticks), so a SIGKILLed member's ephemeral znodes go within seconds.
+    The AdminServer (Jetty on 0.0.0.0:8080 by default) is off: tests bind only loopback.
+    """
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = workdir / "zoo.cfg"
+    conf.write_text("\n".join([
+        "tickTime=500", f"dataDir={workdir / 'zk-data'}", f"clientPort={port}",
+        "clientPortAddress=127.0.0.1", "admin.enableServer=false",
+        "4lw.commands.whitelist=ruok", "maxClientCnxns=0", ""]))
+    # zookeeper.jar's manifest lists its dependencies; slf4j-simple (from libslf4j-java, a
+    # dependency of the package) sends the server's log to stderr, i.e. to zookeeper.log.
+    classpath = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
+    engine = Engine("zookeeper", [
+        "java", "-Xmx256m", "-XX:+UseSerialGC", "-cp", classpath,
+        "org.apache.zookeeper.server.ZooKeeperServerMain", str(conf),
+    ], workdir)
+    engine.start()
+    wait_for(lambda: _four_letters(port, b"ruok") == b"imok", timeout=30,
+             what="zookeeper to answer ruok")
+    return engine, f"zookeeper://127.0.0.1:{port}"
+
+
+def _four_letters(port: int, word: bytes) -> bytes:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(word)
+            return s.recv(16)
+    except OSError:
+        return b""
 
 
 def victoria_metrics(workdir: Path) -> tuple[Engine, str]:

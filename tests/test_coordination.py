@@ -1,10 +1,10 @@
 """Three appliances share 30 SNMP targets and 30 alarms through tooz over a real backend.
 
-Redis and etcd come from Debian's packages and are started here. Each appliance is a whole
-``appliance run`` (supervisord, rrdcached, gunicorn, the SNMP agent, the alarm evaluator) with
-its own data dir and port; all poll the same snmpsim. A member SIGKILLed (its whole process
-group, supervisord and children) loses its share to the others within 10 s; restarted, it
-takes a share back; Redis stopped for 20 s stops no polling.
+Redis, etcd and ZooKeeper come from Debian's packages and are started here. Each appliance is
+a whole ``appliance run`` (supervisord, rrdcached, gunicorn, the SNMP agent, the alarm
+evaluator) with its own data dir and port; all poll the same snmpsim. A member SIGKILLed (its
+whole process group, supervisord and children) loses its share to the others within 10 s;
+restarted, it takes a share back; Redis stopped for 20 s stops no polling.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests import engines
+from tests import cluster, engines
 from tests.conftest import RunningAppliance, wait_for
 from tests.snmp import recordings as rec
 from tests.snmp.agents import Simulator, snmpsim
@@ -44,39 +44,15 @@ def sim() -> Iterator[Simulator]:
 def _config(sim: Simulator, backend: str, member: str) -> dict:
     return {
         "api": {"workers": 1},
-        "pollsters": {"host": {"enabled": False}, "snmp": {"interval": 2, "targets": [
+        # No trap receiver: three would fight over one port on 0.0.0.0, outside 127/8.
+        "pollsters": {"host": {"enabled": False}, "snmp": {"interval": 2, "traps": {
+            "enabled": False}, "targets": [
             {"name": t, "host": "127.0.0.1", "port": sim.port, "community": "dev",
              "timeout": 1, "retries": 0} for t in TARGETS]}},
         "alarms": {"evaluation_interval": 2},
         "coordination": {"backend_url": backend, "member_id": member, "refresh": 0.5,
                          "rejoin_after": 1},
     }
-
-
-def _status(app: RunningAppliance) -> dict:
-    r = requests.get(f"{app.url}/v1/status", headers=app.headers, timeout=5)
-    r.raise_for_status()
-    return r.json()["appliance"]
-
-
-def _groups(app: RunningAppliance) -> dict[str, dict]:
-    return {g["work"]: g for g in _status(app)["coordination"]["groups"]}
-
-
-def _partitioned(apps: list[RunningAppliance], work: str, names: list[str]) -> bool:
-    """Every name owned by exactly one live member, and every member sees them all."""
-    try:
-        groups = [_groups(app).get(work) for app in apps]
-    except requests.RequestException:
-        return False
-    if any(g is None or len(g["members"]) != len(apps) or not g["connected"] for g in groups):
-        return False
-    owned = [name for g in groups for name in g["owned"]]
-    return sorted(owned) == sorted(names)
-
-
-def _polls(app: RunningAppliance) -> dict[str, int]:
-    return {s["target"]: s["polls"] for s in _status(app)["sources"] if s["source"] == "snmp"}
 
 
 def _kill(app: RunningAppliance) -> None:
@@ -108,20 +84,29 @@ def _alarms(app: RunningAppliance) -> None:
 
 def _each_target_polled_by_one(apps: list[RunningAppliance]) -> None:
     """Over two cycles, each target's poll count grows on exactly one appliance."""
-    before = [_polls(app) for app in apps]
+    before = [cluster.polls(app) for app in apps]
     time.sleep(4.5)
-    after = [_polls(app) for app in apps]
+    after = [cluster.polls(app) for app in apps]
     for target in TARGETS:
         grew = [i for i, (b, a) in enumerate(zip(before, after, strict=True))
                 if a.get(target, 0) > b.get(target, 0)]
         assert len(grew) == 1, f"{target} polled by appliances {grew}"
 
 
-@pytest.mark.parametrize("backend", ["redis", "etcd"])
+#: How each engine is started, and the URL options that make a dead member expire in
+#: seconds (tooz's default is 30 s; ZooKeeper's session timeout is kazoo's ``timeout``).
+BACKENDS = {
+    "redis": (engines.redis, "?timeout=3"),
+    "etcd": (engines.etcd, "?timeout=3&membership_timeout=3"),
+    "zookeeper": (engines.zookeeper, "?timeout=3"),
+}
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
 def test_three_appliances_share_targets_and_alarms(backend, sim, tmp_path):
-    engine, url = (engines.redis if backend == "redis" else engines.etcd)(tmp_path / backend)
-    # Short timeouts so that a dead member expires in seconds (tooz's default is 30 s).
-    url += "?timeout=3" if backend == "redis" else "?timeout=3&membership_timeout=3"
+    start, options = BACKENDS[backend]
+    engine, url = start(tmp_path / backend)
+    url += options
     apps = [RunningAppliance(tmp_path / name, _config(sim, url, f"box-{name}"))
             for name in "abc"]
     try:
@@ -129,11 +114,11 @@ def test_three_appliances_share_targets_and_alarms(backend, sim, tmp_path):
             app.start()
         for app in apps:
             _alarms(app)
-        wait_for(lambda: _partitioned(apps, "snmp", TARGETS), timeout=30, interval=0.5,
+        wait_for(lambda: cluster.partitioned(apps, "snmp", TARGETS), timeout=30, interval=0.5,
                  what="30 targets split over 3 members")
-        wait_for(lambda: _partitioned(apps, "alarms", ALARMS), timeout=30, interval=0.5,
+        wait_for(lambda: cluster.partitioned(apps, "alarms", ALARMS), timeout=30, interval=0.5,
                  what="30 alarms split over 3 members")
-        shares = {w: [len(_groups(a)[w]["owned"]) for a in apps] for w in ("snmp", "alarms")}
+        shares = {w: [len(cluster.groups(a)[w]["owned"]) for a in apps] for w in ("snmp", "alarms")}
         assert all(0 < n < 30 for n in shares["snmp"]), shares
         _each_target_polled_by_one(apps)
         _poll_once_says_which(apps[0])
@@ -141,18 +126,18 @@ def test_three_appliances_share_targets_and_alarms(backend, sim, tmp_path):
         # SIGKILL one: its targets and alarms move to the other two within 10 s.
         _kill(apps[2])
         killed = time.monotonic()
-        wait_for(lambda: _partitioned(apps[:2], "snmp", TARGETS), timeout=MOVE_WITHIN,
+        wait_for(lambda: cluster.partitioned(apps[:2], "snmp", TARGETS), timeout=MOVE_WITHIN,
                  interval=0.2, what="the dead member's targets to move")
-        wait_for(lambda: _partitioned(apps[:2], "alarms", ALARMS),
+        wait_for(lambda: cluster.partitioned(apps[:2], "alarms", ALARMS),
                  timeout=max(0.5, MOVE_WITHIN - (time.monotonic() - killed)), interval=0.2,
                  what="the dead member's alarms to move")
         _each_target_polled_by_one(apps[:2])
 
         # Restarted, it takes its share back.
         apps[2].start()
-        wait_for(lambda: _partitioned(apps, "snmp", TARGETS), timeout=30, interval=0.5,
+        wait_for(lambda: cluster.partitioned(apps, "snmp", TARGETS), timeout=30, interval=0.5,
                  what="a rebalance over 3 members")
-        wait_for(lambda: _partitioned(apps, "alarms", ALARMS), timeout=30, interval=0.5,
+        wait_for(lambda: cluster.partitioned(apps, "alarms", ALARMS), timeout=30, interval=0.5,
                  what="alarms rebalanced over 3 members")
         _each_target_polled_by_one(apps)
 
@@ -166,7 +151,7 @@ def test_three_appliances_share_targets_and_alarms(backend, sim, tmp_path):
 
 def _poll_once_says_which(app: RunningAppliance) -> None:
     """``appliance poll --once`` names the group, its members and polls only this share."""
-    owned = _groups(app)["snmp"]["owned"]
+    owned = cluster.groups(app)["snmp"]["owned"]
     out = subprocess.run(
         [sys.executable, "-m", "appliance", "poll", "--source", "snmp", "--once", "--json",
          "--config", str(app.config_path), "--data-dir", str(app.data_dir)],
@@ -182,19 +167,22 @@ def _poll_once_says_which(app: RunningAppliance) -> None:
 def _backend_away_for_20_s(apps: list[RunningAppliance], engine: engines.Engine) -> None:
     """Redis frozen for 20 s: every appliance polls on, says so, and rejoins by itself."""
     engine.pause()
+    paused = time.monotonic()
     try:
-        before = [_polls(app) for app in apps]
-        wait_for(lambda: all(not _groups(a)["snmp"]["connected"] for a in apps), timeout=15,
+        before = [cluster.polls(app) for app in apps]
+        wait_for(lambda: all(not cluster.groups(a)["snmp"]["connected"] for a in apps), timeout=15,
                  interval=0.5, what="every member to notice the backend is gone")
-        time.sleep(max(0.0, 20 - 15))
-        during = [_polls(app) for app in apps]
+        # The whole 20 s, however soon they noticed: every membership has expired by then,
+        # so the members purge and re-add each other when Redis answers again.
+        time.sleep(max(0.0, 20 - (time.monotonic() - paused)))
+        during = [cluster.polls(app) for app in apps]
         for b, d in zip(before, during, strict=True):
             assert sum(d.values()) > sum(b.values()), "polling stopped with the backend"
         for app in apps:
             assert app.proc is not None and app.proc.poll() is None
-            assert _groups(app)["snmp"]["last_error"]
+            assert cluster.groups(app)["snmp"]["last_error"]
     finally:
         engine.resume()
-    wait_for(lambda: _partitioned(apps, "snmp", TARGETS), timeout=30, interval=0.5,
+    wait_for(lambda: cluster.partitioned(apps, "snmp", TARGETS), timeout=30, interval=0.5,
              what="every member to rejoin after the backend came back")
     _each_target_polled_by_one(apps)
