@@ -61,3 +61,37 @@ print(faults() - before)
                          check=True)
     # Without the setting each round trips 2 x 586 pages through the kernel (~23k faults).
     assert int(out.stdout) < 500
+
+
+def test_an_idle_api_worker_trims_the_heap_it_kept():
+    """The freed heap a worker keeps for its next query (keep_free_heap) goes back to the
+    kernel once no request came for serving.IDLE_TRIM seconds: a worker's own thread trims
+    it. Run in a child, as a worker runs: the setting, then a request's freed arrays."""
+    import subprocess
+    import sys
+
+    code = """
+import os, time
+import numpy as np
+from appliance import gcpolicy
+from appliance.web.api import serving
+
+def anonymous_mb():
+    return serving.anonymous_bytes() / 2**20
+
+gcpolicy.keep_free_heap(serving.TRIM_AFTER_GROWTH)
+blocks = [np.ones(100_000) for _ in range(8)]  # a request's arrays: 6.4 MB of heap
+del blocks
+serving._last_request, serving._trimmed = time.monotonic(), False  # as post_request leaves it
+kept = anonymous_mb()
+import threading
+threading.Thread(target=serving._trim_when_idle, daemon=True).start()
+deadline = time.monotonic() + 30
+while anonymous_mb() > kept - 4 and time.monotonic() < deadline:
+    time.sleep(0.1)
+print(kept, anonymous_mb())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    kept, later = map(float, out.stdout.split())
+    assert later < kept - 4, (kept, later)  # the 6.4 MB went back, the process lives on

@@ -19,7 +19,9 @@ is the step that really gives memory back.
 
 Between those checks glibc keeps up to ``TRIM_AFTER_GROWTH`` of freed heap mapped
 (:func:`appliance.gcpolicy.keep_free_heap`): left to its default it handed each freed
-array of a query back to the kernel and faulted it in again for the next one.
+array of a query back to the kernel and faulted it in again for the next one. That heap
+serves a dashboard's burst of queries; once the worker has been idle for ``IDLE_TRIM``
+seconds a thread of its own trims it, so an idle appliance does not keep it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
+import time
 
 from appliance import gcpolicy, retention
 from appliance.lifeline import die_with_parent
@@ -38,9 +42,14 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 TRIM_AFTER_GROWTH = 8 * 2**20
 #: Requests between two checks at most.
 CHECK_EVERY = 64
+#: Seconds without a request after which a worker trims the freed heap it kept.
+IDLE_TRIM = 2.0
 #: Anonymous memory at the last check, and requests since (this worker's; set in post_fork).
 _checked_at = 0
 _requests = 0
+#: When the last request ended, and whether the heap was trimmed since (monotonic clock).
+_last_request = 0.0
+_trimmed = True
 
 
 def anonymous_bytes() -> int:
@@ -76,6 +85,7 @@ def post_fork(server, worker) -> None:
     # post_request trim stays mapped (a worker holds at most that much more between trims).
     gcpolicy.keep_free_heap(TRIM_AFTER_GROWTH)
     _checked_at, _requests = anonymous_bytes(), 0
+    threading.Thread(target=_trim_when_idle, name="idle-trim", daemon=True).start()
     # The app the master preloaded (worker.wsgi is only set after this hook).
     retention.rebuild_in_background(worker.app.wsgi().extensions["appliance.settings"])
 
@@ -83,9 +93,10 @@ def post_fork(server, worker) -> None:
 def post_request(worker, req, environ, resp) -> None:
     """Now and then, and after a request that grew the worker: trim, then retire the worker
     if it still holds more than the bound."""
-    global _checked_at, _requests
+    global _checked_at, _requests, _last_request, _trimmed
     limit = worker.wsgi.extensions["appliance.settings"].api.worker_recycle_mb * 2**20
     _requests += 1
+    _last_request, _trimmed = time.monotonic(), False
     if (_requests % CHECK_EVERY
             and anonymous_bytes() - _checked_at < min(TRIM_AFTER_GROWTH, limit)):
         return
@@ -96,3 +107,17 @@ def post_request(worker, req, environ, resp) -> None:
         log.warning("worker %d holds %.0f MB of its own (bound %.0f MB): replacing it",
                     os.getpid(), own / 2**20, limit / 2**20)
         worker.alive = False
+
+
+def _trim_when_idle() -> None:
+    """A worker's thread: trim the heap once no request came for ``IDLE_TRIM`` seconds.
+
+    It wakes every ``IDLE_TRIM`` seconds and only reads two globals unless there is a trim
+    to do; a trim that meets a request costs that request a few page faults, nothing more.
+    """
+    global _trimmed
+    while True:
+        time.sleep(IDLE_TRIM)
+        if not _trimmed and time.monotonic() - _last_request >= IDLE_TRIM:
+            _trimmed = True
+            gcpolicy.trim()
