@@ -138,4 +138,3 @@ def test_restart_back_off_grows_for_quick_deaths_and_resets_after_a_stable_run()
     assert delays[0] == workers.FIRST_BACKOFF
     assert delays == sorted(delays) and delays[-1] == workers.MAX_BACKOFF
     assert workers.restart_delay(w, lived=workers.STABLE_SECONDS) == 0.0
-
