@@ -33,6 +33,7 @@ from appliance import config, tokens  # noqa: E402
 from appliance.pollsters.snmp import build  # noqa: E402
 from appliance.publishers.remote_write import RemoteWrite  # noqa: E402
 from appliance.remotewrite import Series, encode  # noqa: E402
+from appliance.scaleout_config import CoordinationSettings  # noqa: E402
 from appliance.storage.daemon import rrdcached_process  # noqa: E402
 from appliance.store import Store  # noqa: E402
 from appliance.web.api import create_app  # noqa: E402
@@ -45,7 +46,7 @@ INTERFACES = 12  # per device (snmpsim, pure Python, is the slow side: keep it a
 
 
 def _member_config(targets: list[dict], redis_url: str, members: int, m: int,
-                   interval: int) -> dict:
+                   interval: int, refresh: float) -> dict:
     """One member's config: only SNMP runs (no host, alarms or traps), all sharing."""
     return {
         "api": {"workers": 1},
@@ -54,7 +55,7 @@ def _member_config(targets: list[dict], redis_url: str, members: int, m: int,
                                "traps": {"enabled": False}}},
         "alarms": {"enabled": False},
         "coordination": {"backend_url": redis_url, "member_id": f"m{m}",
-                         "group_prefix": f"bench{members}", "refresh": 0.5},
+                         "group_prefix": f"bench{members}", "refresh": refresh},
     }
 
 
@@ -85,12 +86,12 @@ def _cycle_ends(apps: list[RunningAppliance], cycles: int,
 
 
 def poll_cpu(tmp: Path, targets: list[dict], redis_url: str, members: int, cycles: int,
-             interval: int) -> list[tuple[int, float, int]]:
+             interval: int, refresh: float) -> list[tuple[int, float, int]]:
     """Per member: (devices it polls, CPU s per poll cycle of its poll-snmp process, failed
     polls of its devices while measured)."""
     names = [t["name"] for t in targets]
     apps = [RunningAppliance(tmp / f"n{members}-m{m}",
-                             _member_config(targets, redis_url, members, m, interval))
+                             _member_config(targets, redis_url, members, m, interval, refresh))
             for m in range(members)]
     try:
         for app in apps:
@@ -185,6 +186,8 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=30)
     ap.add_argument("--cycles", type=int, default=3)
     ap.add_argument("--interval", type=int, default=15, help="SNMP poll interval, s")
+    ap.add_argument("--refresh", type=float, default=CoordinationSettings().refresh,
+                    help="coordination.refresh, s (how often each member reads the group)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -196,7 +199,7 @@ def main() -> None:
             with snmpsim(data, "d0") as sim:
                 targets = [{"name": f"sw{i:02d}", "host": "127.0.0.1", "port": sim.port,
                             "community": f"d{i}", "timeout": 5} for i in range(args.devices)]
-                rows = {n: poll_cpu(tmp, targets, url, n, args.cycles, args.interval)
+                rows = {n: poll_cpu(tmp, targets, url, n, args.cycles, args.interval, args.refresh)
                         for n in (1, 2, 3)}
                 pub = publish_cpu(tmp, targets, vm_url, args.cycles)
             rw, batch = ingest_rates(tmp, series=1000, points=20)
