@@ -202,8 +202,14 @@ def _job(settings: Settings, name: str) -> Callable[[], object]:
         return partial(server.serve, settings)
     if name == "poll-snmp" or name.startswith("snmp-"):
         from appliance.pollsters import snmp
+        from appliance.pollsters.snmp.definitions import DefinitionError
 
-        snmp.groups(settings.pollsters.snmp)  # the definitions, read once for the three
+        try:
+            snmp.groups(settings.pollsters.snmp)  # the definitions, read once for the three
+        except (DefinitionError, ValueError, OSError):
+            # A site's broken definition file must not stop the parent (and the API with
+            # it): each SNMP process meets the error itself, logs it and ends alone.
+            log.warning("snmp definitions unreadable; the SNMP processes will say why")
     if name.startswith("poll-"):
         from appliance import agent, store  # noqa: F401 (shared pages)
 

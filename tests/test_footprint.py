@@ -138,3 +138,25 @@ def test_restart_back_off_grows_for_quick_deaths_and_resets_after_a_stable_run()
     assert delays[0] == workers.FIRST_BACKOFF
     assert delays == sorted(delays) and delays[-1] == workers.MAX_BACKOFF
     assert workers.restart_delay(w, lived=workers.STABLE_SECONDS) == 0.0
+
+
+def test_a_broken_snmp_definition_stops_only_the_snmp_processes(appliance_factory, tmp_path):
+    # The parent reads the SNMP definitions once for its children; a site's broken file
+    # must cost the SNMP agent alone, not the parent and with it the API.
+    site = tmp_path / "definitions"
+    site.mkdir()
+    (site / "broken.yaml").write_text("name: broken\nscalars: [not, a, mapping\n")
+    app = appliance_factory({"pollsters": {"snmp": {
+        "definitions_dir": str(site),
+        "targets": [{"name": "sw1", "host": "127.0.0.1", "port": 9, "community": "x"}],
+        "traps": {"enabled": False}}}})
+    named = wait_for(lambda: (lambda f: f if {"api", "poll-host"} <= set(f) else None)(
+        _forked(app)), timeout=60, what="the API and the host agent")
+    assert _serves(app)
+    # The SNMP agent meets the error itself and ends, and is forked again after a back-off.
+    wait_for(lambda: any("worker poll-snmp (pid" in line and "ended with status 1" in line
+                         for line in app.log_path.read_text(errors="replace").splitlines()),
+             timeout=60, what="the SNMP agent ending on its own")
+    again = _forked(app)
+    assert again["api"] == named["api"] and again["poll-host"] == named["poll-host"]
+    assert _serves(app)
