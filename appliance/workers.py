@@ -4,7 +4,8 @@ Why: each agent used to be an interpreter of its own, and each paid 35-45 MB PSS
 nearly the same imported modules (the store, sqlite-utils, numpy through it, pydantic,
 pysnmp, libvirt). Here one parent imports all of that once, collects and freezes what it
 holds (``gc.freeze()``: the children's collector then never walks, and so never copies, the
-inherited objects), and forks one child per source: the pages stay shared copy-on-write.
+inherited objects; :mod:`appliance.prefork` says what else keeps them from copying), and
+forks one child per source: the pages stay shared copy-on-write.
 
 Isolation is what separate interpreters gave, because the children still are separate
 processes: a hung libvirt call or a dead SNMP device stalls only its own child, and a crash
@@ -21,7 +22,6 @@ gunicorn, which titles its arbiter and workers itself (``gunicorn: master [appli
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from setproctitle import setproctitle
 
+from appliance import prefork
 from appliance.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -62,10 +63,10 @@ class Worker:
 
 
 def freeze_imports() -> None:
-    """After the caller imported what the children will need: freeze the survivors, so
-    that the children share their pages (copy-on-write) instead of copying them."""
-    gc.collect()
-    gc.freeze()
+    """After the caller imported what the children will need: freeze the survivors and
+    fill the heap's holes (:mod:`appliance.prefork`), so that the children share those
+    pages (copy-on-write) instead of copying them."""
+    prefork.prepare()
 
 
 def restart_delay(worker: Worker, lived: float) -> float:

@@ -116,12 +116,21 @@ class Measures:
     def path(self, metric_id: str) -> Path:
         return self.rrd_dir / self.relpath(metric_id)
 
+    def file(self, metric_id: str) -> str:
+        """The metric's file name as text, for the paths taken per metric and per poll.
+
+        Not a ``Path``: pathlib interns every part it parses, so an agent opening thousands
+        of metrics grew Python's interned-string table past a resize, a private 2 MB copy
+        of a table the workers' parent shares with it (seen with tracemalloc in the SNMP
+        agent), besides a ``Path`` costing more than the ``stat`` it is made for.
+        """
+        return f"{self.rrd_dir}/{self.relpath(metric_id)}"
+
     def exists(self, metric_id: str) -> bool:
         """Whether the metric has a file; metrics this process wrote cost no ``stat``."""
         series = self._series.get(metric_id)
-        return (series is not None and series.last is not None) or self.path(
-            metric_id
-        ).is_file()
+        return (series is not None and series.last is not None) or os.path.isfile(
+            self.file(metric_id))
 
     def _create(self, metric: Metric, policy: ArchivePolicy, first_ts: float) -> float | None:
         """Create the metric's file; return its start, or None if another process made it.
@@ -159,10 +168,10 @@ class Measures:
             )
         if series.last is None and first_ts is not None:
             start = None
-            if not self.path(metric.id).is_file():
+            if not os.path.isfile(self.file(metric.id)):
                 start = self._create(metric, policy, first_ts + series.shift)
             if start is None:
-                start = last_update(self.path(metric.id)) / 1e6
+                start = last_update(self.file(metric.id)) / 1e6
             else:
                 out.created += 1
             series.last = start
@@ -364,13 +373,13 @@ class Measures:
         """
         cf = CF_FOR_AGGREGATION[aggregation]
         try:
-            return rrdread.read(str(self.path(metric.id)), cf, granularity, start, stop)
+            return rrdread.read(self.file(metric.id), cf, granularity, start, stop)
         except FileNotFoundError:
             return np.empty(0), np.empty(0)
         except rrdread.UnsupportedFile:
             policy = policy_of(metric.archive_policy_name)
             rows = next(i.points for i in policy.definition if i.granularity == granularity)
-            points = rrdread.fetch_with_librrd(str(self.path(metric.id)), cf, granularity,
+            points = rrdread.fetch_with_librrd(self.file(metric.id), cf, granularity,
                                                rows, start, stop)
             if not points:
                 return np.empty(0), np.empty(0)
@@ -384,7 +393,7 @@ class Measures:
         unknown); :meth:`read` for an odd layout. Paths joined as text: a ``Path`` each
         cost as much as reading the buckets."""
         return rrdread.read_block(
-            [f"{self.rrd_dir}/{self.relpath(m.id)}" for m in metrics],
+            [self.file(m.id) for m in metrics],
             CF_FOR_AGGREGATION[aggregation], granularity, first, count,
             lambda r: self.read(metrics[r], aggregation, granularity, first,
                                 first + count * granularity, policy_of))
@@ -399,11 +408,10 @@ class Measures:
         # A FLUSH of a file not created yet (no measure so far) fails alone in the batch.
         rels = [(i, self.relpath(i)) for i in metric_ids]
         self.client.batch([f"FLUSH {rel}" for _, rel in rels])
-        rrd_dir = str(self.rrd_dir)
         out = {}
-        for metric_id, rel in rels:
+        for metric_id, _rel in rels:
             try:
-                value = last_value(f"{rrd_dir}/{rel}")
+                value = last_value(self.file(metric_id))
             except (OSError, UnsupportedFile):
                 continue  # no measure yet
             if value is not None:
@@ -413,8 +421,8 @@ class Measures:
     def last_update(self, metric_id: str) -> int | None:
         """RRD time of the file's last update (one step after the newest measure's
         timestamp, see the module docstring); None without a file."""
-        path = self.path(metric_id)
-        return last_update(path) // 1_000_000 if path.is_file() else None
+        path = self.file(metric_id)
+        return last_update(path) // 1_000_000 if os.path.isfile(path) else None
 
     def xport(
         self,
@@ -432,8 +440,8 @@ class Measures:
         The DEF starts ``reach_back`` seconds before ``start`` (PREDICT and TREND read data
         before the window). None when the metric has no file yet.
         """
-        path = self.path(metric_id)
-        if not path.is_file():
+        path = self.file(metric_id)
+        if not os.path.isfile(path):
             return None
         cf = CF_FOR_AGGREGATION[aggregation]
         result = rrdtool.xport(
@@ -472,7 +480,7 @@ class Measures:
         and an rrdcached write that meets that lock fails and drops the values it carried
         (seen here: acknowledged values lost to a concurrent ``rrdtool.fetch``).
         """
-        if not self.path(metric.id).is_file():
+        if not os.path.isfile(self.file(metric.id)):
             return []
         if flush:
             self.flush(metric.id)

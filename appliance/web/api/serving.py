@@ -3,7 +3,8 @@ and a worker that grew too much is replaced rather than kept.
 
 With ``--preload`` the master imports the app once and forks its workers; collecting and
 freezing first (``gc.freeze``) keeps the workers' collector off the inherited objects, so
-their pages stay shared instead of being copied by the first collection.
+their pages stay shared instead of being copied by the first collection, and the heap's
+holes are filled (:mod:`appliance.prefork`: the arbiter's own set-up left new ones).
 
 One large request (an aggregate across a thousand metrics, a big batch) can leave a worker
 holding a hundred MB or more that glibc does not give back. After every request the worker
@@ -26,13 +27,12 @@ seconds a thread of its own trims it, so an idle appliance does not keep it.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
 import time
 
-from appliance import gcpolicy, retention
+from appliance import gcpolicy, prefork, retention
 from appliance.lifeline import die_with_parent
 
 log = logging.getLogger("appliance.web.api.serving")
@@ -69,8 +69,7 @@ def own_bytes() -> int:
 
 def when_ready(server) -> None:
     """In the master, after the app is loaded and before any worker is forked."""
-    gc.collect()
-    gc.freeze()
+    prefork.prepare()
 
 
 def post_fork(server, worker) -> None:
