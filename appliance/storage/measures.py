@@ -117,13 +117,9 @@ class Measures:
         return self.rrd_dir / self.relpath(metric_id)
 
     def file(self, metric_id: str) -> str:
-        """The metric's file name as text, for the paths taken per metric and per poll.
-
-        Not a ``Path``: pathlib interns every part it parses, so an agent opening thousands
-        of metrics grew Python's interned-string table past a resize, a private 2 MB copy
-        of a table the workers' parent shares with it (seen with tracemalloc in the SNMP
-        agent), besides a ``Path`` costing more than the ``stat`` it is made for.
-        """
+        """The metric's file name as text, not a ``Path``: pathlib interns every part, and
+        the SNMP agent's thousands of file names grew the interned-string table it shares
+        with the workers' parent past a resize, a private 2 MB copy (tracemalloc)."""
         return f"{self.rrd_dir}/{self.relpath(metric_id)}"
 
     def exists(self, metric_id: str) -> bool:
