@@ -18,7 +18,9 @@ measured on the workers' parent (children's own memory, USS, in benchmarks/READM
   2 MB apiece. One local lookup (``localhost``, from ``/etc/hosts``: no DNS) in the parent
   leaves that state for every child to share.
 
-The parent must not have started a thread (glibc's allocator state is forked as it is).
+Another thread in the parent (OpenBLAS starts one when numpy is imported) changes nothing
+here: glibc's fork holds its allocator's locks, and such a thread allocates from an arena of
+its own, not from the main heap filled here.
 """
 
 from __future__ import annotations
@@ -69,11 +71,11 @@ def fill_heap_holes() -> int:
     taken = 0
     for size in _SIZES:
         while taken < _MAX_BLOCKS:
-            top = _libc.mallinfo2().keepcost
+            top = free_heap()[1]
             block = _libc.malloc(size)
             if not block:
                 return taken
-            if _libc.mallinfo2().keepcost != top:
+            if free_heap()[1] != top:
                 _libc.free(block)
                 break
             _held.append(block)

@@ -402,10 +402,9 @@ class Measures:
         this is the raw counter.
         """
         # A FLUSH of a file not created yet (no measure so far) fails alone in the batch.
-        rels = [(i, self.relpath(i)) for i in metric_ids]
-        self.client.batch([f"FLUSH {rel}" for _, rel in rels])
+        self.client.batch([f"FLUSH {self.relpath(i)}" for i in metric_ids])
         out = {}
-        for metric_id, _rel in rels:
+        for metric_id in metric_ids:
             try:
                 value = last_value(self.file(metric_id))
             except (OSError, UnsupportedFile):
