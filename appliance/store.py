@@ -2,7 +2,8 @@
 
 ``write`` is the one sink a poll's result goes to (more sinks, such as an external Gnocchi,
 would sit beside it behind the same call). It makes resources and metrics exist (cached, so
-a steady poll costs no SQL), then writes every point in one rrdcached batch.
+a steady poll costs no SQL), then writes the points in one rrdcached batch per part of
+:data:`WRITE_PART` samples.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from appliance.aggregation import Series
 from appliance.config import Settings
 from appliance.index import Index
-from appliance.model import Metric, PollResult, make_policy
+from appliance.model import Metric, PollResult, Sample, make_policy
 from appliance.storage.daemon import wal_retention
 from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
 from appliance.storage.measures import Measures, Rejected, WriteOutcome
@@ -28,6 +29,13 @@ from appliance.storage.rrdcached import RrdcachedClient
 from appliance.storage.wal import WriteAheadLog
 
 COUNTER_FLUSH_SECONDS = 5.0
+#: Samples a poll's write handles at a time. A write's temporaries (index rows, formatted
+#: points, the rrdcached batch) live as long as one part, so the peak of a large poll is
+#: bounded by this, and so is what Python's allocator keeps of it afterwards: it returns an
+#: arena only once every object in it is freed, and the long-lived caches a first write
+#: fills sit among those temporaries. Measured on the SNMP agent (20 devices, 4,420
+#: metrics): 19.4 MB of its own memory in one part, 15.8 in parts of 500.
+WRITE_PART = 500
 
 
 @dataclass(slots=True)
@@ -87,6 +95,10 @@ class Store:
         self.measures = Measures(
             settings.rrd_dir, self.client, WriteAheadLog(settings.data_dir / "wal", retention)
         )
+        # The poll being written in parts and where its next part starts, so that the retry
+        # of a write that failed part-way (the agent keeps the same result) goes on from
+        # there instead of writing the acknowledged parts again.
+        self._resume: tuple[PollResult, int] | None = None
 
     def close(self) -> None:
         self.flush_counters()
@@ -97,8 +109,9 @@ class Store:
         """Persist a poll: resources (with history), metrics, then measures.
 
         Raises :class:`DiskFull` or :class:`StoreUnavailable` (both ``OSError``) when the
-        data dir has no room or rrdcached is unreachable; nothing of the poll is then
-        acknowledged, and an agent keeps it for the next try.
+        data dir has no room or rrdcached is unreachable; the parts written before are then
+        acknowledged and the rest is not, and an agent keeps the poll for the next try, which
+        goes on from the part that failed.
         """
         with disk_full_named("write the resource index"):
             return self._write(result)
@@ -107,11 +120,25 @@ class Store:
         now = time.time()
         resources = {s.resource.id: s.resource for s in result.samples}
         resources.update((r.id, r) for r in result.resources)
-        written = self.index.ensure_resources(resources.values(), now)
+        out = WriteResult(resources_written=self.index.ensure_resources(resources.values(), now))
+        del resources
+        samples = result.samples
+        first = self._resume[1] if self._resume and self._resume[0] is result else 0
+        for start in range(first, len(samples), WRITE_PART):
+            self._resume = (result, start)
+            part = self._write_samples(samples[start : start + WRITE_PART])
+            out.accepted += part.accepted
+            out.rejected += part.rejected
+            out.metrics.update(part.metrics)
+        self._resume = None
+        return out
+
+    def _write_samples(self, samples: Sequence[Sample]) -> WriteResult:
+        """Metrics made to exist, then their points written in one rrdcached batch."""
         # Points per (resource, meter): a poll has one per key, pushed history many.
         points: dict[tuple[str, str], list[tuple[float, float]]] = {}
         wanted = []
-        for s in result.samples:
+        for s in samples:
             key = (s.resource.id, s.metric_name)
             pts = points.get(key)
             if pts is None:
@@ -121,7 +148,7 @@ class Store:
                 pts.append((s.timestamp, s.value))
         metrics = self.index.ensure_metrics(wanted)
         outcome = self.write_measures((metrics[k], pts) for k, pts in points.items())
-        return WriteResult(outcome.accepted, outcome.rejected, written, metrics)
+        return WriteResult(outcome.accepted, outcome.rejected, 0, metrics)
 
     def write_measures(
         self, items: Iterable[tuple[Metric, Sequence[tuple[float, float]]]]

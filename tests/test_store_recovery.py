@@ -20,7 +20,7 @@ from appliance.model import Kind, PollResult, Resource, Sample
 from appliance.storage.daemon import prepare
 from appliance.storage.errors import DiskFull, StoreUnavailable
 from appliance.storage.policy import BUILTIN_POLICIES
-from appliance.store import Store
+from appliance.store import WRITE_PART, Store
 from tests.conftest import Rrdcached
 
 T0 = 1_700_000_040  # a multiple of 60
@@ -117,6 +117,39 @@ def test_outage_is_named_and_the_write_is_not_acknowledged(settings, rrdcached, 
     # The refused write is retried as an agent's backlog would be: nothing is lost.
     assert store.write(_poll("m", [(T0 + 120, 2.0)])).accepted == 1
     assert _read(store, "m") == [(T0 + 60, 1.0), (T0 + 120, 2.0)]
+
+
+def test_a_large_poll_is_written_in_parts_and_a_retry_goes_on_where_it_failed(
+        settings, rrdcached, store):
+    # A poll is written WRITE_PART samples at a time, so a write's temporaries (and what the
+    # allocator keeps of them) are bounded by a part, not by the poll's size.
+    n = 2 * WRITE_PART + 7
+    res = Resource.from_key("host", "host://big", {"host_name": "big"})
+    poll = PollResult(samples=[Sample(res, f"m{i}", "B", Kind.GAUGE, float(i), T0 + 60.5)
+                               for i in range(n)])
+    batches, send = [], store.client.send_batch
+
+    def outage_before_the_second_part(payload: bytes):
+        batches.append(payload.count(b"\n"))
+        if len(batches) == 2:
+            rrdcached.stop()
+        return send(payload)
+
+    store.client.send_batch = outage_before_the_second_part
+    with pytest.raises(StoreUnavailable):
+        store.write(poll)
+    assert batches == [WRITE_PART, WRITE_PART]  # the first part acknowledged, not the second
+    rrdcached.start()
+    # The agent's retry of the same poll writes the parts that were not acknowledged, and
+    # none twice (a second copy would be refused as not newer than the file's last point).
+    again = store.write(poll)
+    assert again.accepted == n - WRITE_PART and again.rejected == []
+    assert batches[2:] == [WRITE_PART, 7]
+    for i in (0, WRITE_PART - 1, WRITE_PART, n - 1):
+        assert _read(store, f"m{i}") == _buckets([(T0 + 60.5, float(i))])
+    # A different poll starts from its first sample.
+    later = PollResult(samples=[Sample(res, "m0", "B", Kind.GAUGE, 5.0, T0 + 120.5)])
+    assert store.write(later).accepted == 1
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import rrdtool
 
 from appliance.model import Kind, Metric
-from appliance.storage.measures import DS_NAME, Measures
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy
+from appliance.storage.measures import Measures
+from appliance.storage.policy import CF_FOR_AGGREGATION, DS_NAME, ArchivePolicy
 
 
 @dataclass(frozen=True, slots=True)

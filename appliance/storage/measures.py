@@ -30,7 +30,7 @@ import rrdtool
 from appliance.model import Kind, Metric
 from appliance.storage import rrdread
 from appliance.storage.errors import DiskFull, StoreUnavailable, is_disk_full
-from appliance.storage.policy import CF_FOR_AGGREGATION, ArchivePolicy, rras
+from appliance.storage.policy import CF_FOR_AGGREGATION, DS_NAME, ArchivePolicy, layout
 from appliance.storage.rrdcached import RrdcachedClient
 from appliance.storage.rrdfile import UnsupportedFile, last_update, last_value
 from appliance.storage.wal import WriteAheadLog
@@ -40,7 +40,6 @@ MAX_LINE = 3800
 _STALE = re.compile(
     r"illegal attempt to update using time ([\d.]+) when last update time is ([\d.]+)"
 )
-DS_NAME = "v"
 
 
 @dataclass(slots=True)
@@ -57,17 +56,13 @@ class WriteOutcome:
     created: int = 0
 
 
-def heartbeat(policy: ArchivePolicy) -> int:
-    """How long a value stays valid without a new one: long enough for a 5-minute poll."""
-    return max(600, 3 * policy.step)
+#: rrdcached's command that a series' points follow.
+UPDATE = "UPDATE "
 
 
-def layout(metric: Metric, policy: ArchivePolicy) -> list[str]:
-    """``rrdtool create`` arguments (after the file and ``--start``) of a metric's file:
-    its step, its one data source (DERIVE for a counter) and the policy's RRAs."""
-    ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
-    return ["--step", str(policy.step),
-            f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U", *rras(policy)]
+def _relpath(metric_id: str) -> str:
+    canonical = str(uuid.UUID(metric_id))
+    return f"{canonical[:2]}/{canonical}.rrd"
 
 
 @dataclass(slots=True)
@@ -77,7 +72,7 @@ class _Series:
     A metric's policy (and so its step) cannot change while the metric exists.
     """
 
-    command: str  # "UPDATE ab/<uuid>.rrd"
+    command: str  # UPDATE + "ab/<uuid>.rrd"
     shift: int  # the policy's step: see the module docstring
     cumulative: bool
     last: float | None = None  # RRD time of the file's last update; None until known
@@ -107,11 +102,11 @@ class Measures:
     def relpath(metric_id: str) -> str:
         """``ab/abcdef....rrd`` for a metric id; anything but a UUID is refused.
 
-        Cached: a steady poll writes the same metrics every time, and parsing 20k UUIDs per
-        poll was a third of the write's CPU.
+        Cached for the readers: a dashboard reads the same metrics every time, and parsing
+        20k UUIDs per read was a third of its CPU. The write path keeps the name in its
+        series instead (:meth:`_open`), so an agent holds it once, not twice.
         """
-        canonical = str(uuid.UUID(metric_id))
-        return f"{canonical[:2]}/{canonical}.rrd"
+        return _relpath(metric_id)
 
     def path(self, metric_id: str) -> Path:
         return self.rrd_dir / self.relpath(metric_id)
@@ -128,13 +123,14 @@ class Measures:
         return (series is not None and series.last is not None) or os.path.isfile(
             self.file(metric_id))
 
-    def _create(self, metric: Metric, policy: ArchivePolicy, first_ts: float) -> float | None:
+    @staticmethod
+    def _create(metric: Metric, policy: ArchivePolicy, first_ts: float, path: Path
+                ) -> float | None:
         """Create the metric's file; return its start, or None if another process made it.
 
         The file is built under a temporary name and linked into place, so a crash or a full
         disk never leaves a half-written RRD where the metric's file belongs.
         """
-        path = self.path(metric.id)
         # The bucket of the oldest measure (first_ts is already shifted by one step) begins
         # the file, so a lone measure at any second is read back in its own bucket.
         start = (int(first_ts) - policy.step) // policy.step * policy.step
@@ -160,14 +156,15 @@ class Measures:
         series = self._series.get(metric.id)
         if series is None:
             series = self._series[metric.id] = _Series(
-                f"UPDATE {self.relpath(metric.id)}", policy.step, metric.kind is Kind.CUMULATIVE
+                f"{UPDATE}{_relpath(metric.id)}", policy.step, metric.kind is Kind.CUMULATIVE
             )
         if series.last is None and first_ts is not None:
+            file = f"{self.rrd_dir}/{series.command.removeprefix(UPDATE)}"
             start = None
-            if not os.path.isfile(self.file(metric.id)):
-                start = self._create(metric, policy, first_ts + series.shift)
+            if not os.path.isfile(file):
+                start = self._create(metric, policy, first_ts + series.shift, Path(file))
             if start is None:
-                start = last_update(self.file(metric.id)) / 1e6
+                start = last_update(file) / 1e6
             else:
                 out.created += 1
             series.last = start

@@ -10,6 +10,8 @@ from appliance.model import (
     AGGREGATION_METHODS,
     BUILTIN_POLICIES,
     ArchivePolicy,
+    Kind,
+    Metric,
     PolicyItem,
     make_policy,
     match_rule,
@@ -19,6 +21,9 @@ __all__ = [
     "BUILTIN_POLICIES", "CF_FOR_AGGREGATION", "ArchivePolicy", "PolicyItem", "make_policy",
     "match_rule", "rras",
 ]
+
+#: The one data source of every metric file.
+DS_NAME = "v"
 
 #: Gnocchi aggregation name -> RRD consolidation function.
 CF_FOR_AGGREGATION = {"mean": "AVERAGE", "min": "MIN", "max": "MAX", "last": "LAST"}
@@ -37,3 +42,16 @@ def rras(policy: ArchivePolicy) -> list[str]:
         for m in policy.aggregation_methods
         for item in sorted(policy.definition, key=lambda i: i.granularity)
     ]
+
+
+def heartbeat(policy: ArchivePolicy) -> int:
+    """How long a value stays valid without a new one: long enough for a 5-minute poll."""
+    return max(600, 3 * policy.step)
+
+
+def layout(metric: Metric, policy: ArchivePolicy) -> list[str]:
+    """``rrdtool create`` arguments (after the file and ``--start``) of a metric's file:
+    its step, its one data source (DERIVE for a counter) and the policy's RRAs."""
+    ds_type, minimum = ("DERIVE", "0") if metric.kind is Kind.CUMULATIVE else ("GAUGE", "U")
+    return ["--step", str(policy.step),
+            f"DS:{DS_NAME}:{ds_type}:{heartbeat(policy)}:{minimum}:U", *rras(policy)]

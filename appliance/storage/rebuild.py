@@ -32,7 +32,8 @@ from pathlib import Path
 import rrdtool
 
 from appliance.model import ArchivePolicy, Metric
-from appliance.storage.measures import Measures, layout
+from appliance.storage.measures import Measures
+from appliance.storage.policy import layout
 
 #: Copies redone because the old file changed underneath, before giving up on this pass.
 ATTEMPTS = 20
