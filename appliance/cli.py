@@ -167,10 +167,15 @@ def build_pollster(source: str, settings: Settings):
     return pollster
 
 
-def _agent(settings: Settings, source: str) -> None:
-    """What a ``poll-<source>`` worker runs, once forked."""
+def _agent(settings: Settings, source: str, receive_traps: bool = False) -> None:
+    """What a ``poll-<source>`` worker runs, once forked (the SNMP agent with the trap
+    receiver on a thread beside it: :func:`appliance.supervise.traps_in_agent`)."""
     from appliance.agent import serve
 
+    if receive_traps:
+        from appliance.snmp_programs import receive_traps_beside
+
+        receive_traps_beside(settings)
     serve(settings, build_pollster(source, settings))
 
 
@@ -210,12 +215,22 @@ def _job(settings: Settings, name: str) -> Callable[[], object]:
             # A site's broken definition file must not stop the parent (and the API with
             # it): each SNMP process meets the error itself, logs it and ends alone.
             log.warning("snmp definitions unreadable; the SNMP processes will say why")
+    from appliance.supervise import traps_in_agent
+
+    if name == "snmp-traps" or (name == "poll-snmp" and traps_in_agent(settings)):
+        from appliance.pollsters.snmp import traps, traps_v2c  # noqa: F401 (shared pages)
+
+        if traps.needs_pysnmp(settings.pollsters.snmp.targets):
+            # pysnmp (~31 MB) only for a configured v3 target: the child picks its receiver
+            # itself, and imports pysnmp then if a runtime target is v3.
+            from appliance.pollsters.snmp import traps_pysnmp  # noqa: F401
     if name.startswith("poll-"):
         from appliance import agent, store  # noqa: F401 (shared pages)
 
         source = name.removeprefix("poll-")
         SOURCES[source]()  # the pollster's module
-        return partial(_agent, settings, source)
+        return partial(_agent, settings, source, receive_traps=name == "poll-snmp"
+                       and traps_in_agent(settings))
     if name == "alarm-evaluator":
         from appliance.alarms import process
 
@@ -223,13 +238,6 @@ def _job(settings: Settings, name: str) -> Callable[[], object]:
     from appliance import snmp_programs
 
     if name == "snmp-traps":
-        from appliance.pollsters.snmp import traps, traps_v2c  # noqa: F401 (shared pages)
-
-        if traps.needs_pysnmp(settings.pollsters.snmp.targets):
-            # pysnmp (~31 MB) only for a configured v3 target: the child picks its receiver
-            # itself, and imports pysnmp then if a runtime target is v3.
-            from appliance.pollsters.snmp import traps_pysnmp  # noqa: F401
-
         return partial(snmp_programs.receive_traps, settings)
     if name == "snmp-discovery":
         return partial(snmp_programs.discover_forever, settings,

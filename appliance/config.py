@@ -265,7 +265,7 @@ class SnmpDiscoverySettings(_Section):
 
 
 class SnmpTrapSettings(_Section):
-    """The trap receiver (``appliance snmp traps``, supervised as ``snmp-traps``)."""
+    """The trap receiver (in the SNMP agent's process; ``appliance snmp traps`` by hand)."""
 
     enabled: bool = True  # runs when there is at least one target to accept traps from
     # HOST:PORT; default 0.0.0.0:162 when the appliance runs as root, else 0.0.0.0:10162

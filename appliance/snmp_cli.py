@@ -1,7 +1,8 @@
 """``appliance snmp ...``: SNMP tools that are not the pollster itself.
 
 - ``compile-mibs``: a site's vendor MIBs -> name tables the definitions can use;
-- ``traps``: the trap receiver, supervised as ``snmp-traps``;
+- ``traps``: the trap receiver by hand (in the appliance it runs in the SNMP agent's
+  process, or as ``snmp-traps`` when discovery alone finds the targets);
 - ``discover``: one sweep, or the ``snmp-discovery`` program's loop;
 - ``check_definitions``: used by ``check-config`` so that an unknown MIB name is a config
   error before anything runs.
@@ -83,7 +84,7 @@ def compile_mibs(
     help="Where the index is (overrides data_dir in the config).",
 )
 def traps(config_path: Path | None, data_dir: Path | None) -> None:
-    """Receive SNMP traps from the configured targets into events (the snmp-traps program)."""
+    """Receive SNMP traps from the configured targets into events, in the foreground."""
     from appliance.snmp_programs import receive_traps
 
     settings = load_settings(config_path, data_dir)

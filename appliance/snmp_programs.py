@@ -1,6 +1,7 @@
 """The SNMP programs beside the pollster, which write to the index (so they are not
-pollsters): the trap receiver (``snmp-traps``) and the discovery loop (``snmp-discovery``),
-plus the SNMP agent's view of the runtime targets.
+pollsters): the trap receiver (on a thread of the SNMP agent's process, or ``snmp-traps``
+when there is no agent) and the discovery loop (``snmp-discovery``), plus the SNMP agent's
+view of the runtime targets.
 
 The reading halves stay in :mod:`appliance.pollsters.snmp`: :class:`~.traps.TrapHandler`
 (behind a v2c or a pysnmp receiver) turns traps into events and :func:`~.discovery.sweep`
@@ -108,8 +109,10 @@ def receive_traps(settings: Settings, health_every: float = HEALTH_EVERY) -> boo
     async def main() -> bool:
         done = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, done.set)
+        if threading.current_thread() is threading.main_thread():
+            # On the SNMP agent's thread the agent handles the signals and ends the process.
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, done.set)
         host, port = await receiver.start(runtime())
         log.info("snmp traps: listening on %s:%d (%s receiver)", host, port,
                  "pysnmp" if v3 else "v2c")
@@ -134,6 +137,41 @@ def receive_traps(settings: Settings, health_every: float = HEALTH_EVERY) -> boo
         return asyncio.run(main())
     finally:
         index.close()
+
+
+#: Back-off of a receiver that failed on the agent's thread (its port taken, say), as the
+#: ``workers`` parent backs off a process that keeps dying at start.
+RECEIVER_BACKOFF = (1.0, 60.0)
+
+
+def receive_traps_beside(settings: Settings) -> threading.Thread:
+    """Receive traps on a daemon thread of this process (the SNMP agent's) until it ends.
+
+    The receiver never stops the agent: when it fails (its port taken, the index
+    unreadable) it is started again after a back-off doubling from 1 s to 60 s, and a v3
+    target appearing makes it start again on pysnmp in place (the process it shares also
+    polls, so pysnmp's import is not the reason to end it that it is for ``snmp-traps``).
+    """
+
+    def run() -> None:
+        backoff = 0.0
+        while True:
+            started = time.monotonic()
+            try:
+                while receive_traps(settings):
+                    pass  # a v3 target appeared: again, now on pysnmp
+                return
+            except Exception:
+                lived = time.monotonic() - started
+                low, high = RECEIVER_BACKOFF
+                backoff = low if lived > high else min(high, max(low, backoff * 2))
+                log.exception("snmp traps: the receiver stopped; starting it again in %.0f s",
+                              backoff)
+            time.sleep(backoff)
+
+    thread = threading.Thread(target=run, name="snmp-traps", daemon=True)
+    thread.start()
+    return thread
 
 
 # --- discovery ----------------------------------------------------------------------------

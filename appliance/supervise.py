@@ -3,11 +3,12 @@
 One supervisor runs two programs: rrdcached first, then ``workers``, one preloaded parent
 (:mod:`appliance.workers`) that imports every module once and forks the rest, each a
 process of its own that it forks again if it ends: the API's gunicorn arbiter (which forks
-its own workers), an agent per enabled source, the alarm evaluator, and the SNMP trap
-receiver and discovery loop when configured (:func:`forked`). One parent rather than a
-program each, because each interpreter started on its own paid 35-50 MB for the same
-modules (benchmarks/README.md, footprint.py). Children log to supervisord's stdout, so under
-systemd everything lands in the journal and under ``make run`` in the terminal.
+its own workers), an agent per enabled source (the SNMP agent's with the trap receiver on a
+thread), the alarm evaluator, and the SNMP discovery loop when configured (:func:`forked`).
+One parent rather than a program each, because each interpreter started on its own paid
+35-50 MB for the same modules (benchmarks/README.md, footprint.py). Children log to
+supervisord's stdout, so under systemd everything lands in the journal and under
+``make run`` in the terminal.
 """
 
 from __future__ import annotations
@@ -53,17 +54,32 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     ]
 
 
+def traps_in_agent(settings: Settings) -> bool:
+    """Whether the SNMP agent's process receives the traps too, on a thread of its own.
+
+    The trap receiver belongs to the SNMP source, so it lives in that source's process when
+    there is one (configured targets): a process of its own cost 5 MB more (issue 14), and
+    what isolation asks, that a crash in one source's code restarts that source only, holds
+    as before. Without configured targets (discovery alone finds them) it is a process of
+    its own, ``snmp-traps``.
+    """
+    return "snmp" in settings.enabled_sources() and settings.pollsters.snmp.traps.enabled
+
+
 def forked(settings: Settings) -> list[str]:
     """What the ``workers`` parent forks for this config, in fork order: the API's gunicorn,
-    an agent per enabled source, the alarm evaluator, and the SNMP trap receiver and
-    discovery loop when configured (:func:`appliance.cli.workers` runs them)."""
+    an agent per enabled source, the alarm evaluator, and the SNMP trap receiver (unless
+    the SNMP agent receives the traps: :func:`traps_in_agent`) and discovery loop when
+    configured (:func:`appliance.cli.workers` runs them)."""
     names = ["api", *(f"poll-{source}" for source in settings.enabled_sources())]
     if settings.alarms.enabled:
         names.append("alarm-evaluator")
     snmp = settings.pollsters.snmp
-    # The trap receiver when there are targets to accept traps from (configured, or found by
-    # discovery); the discovery loop when there are networks to sweep.
-    if snmp.enabled and snmp.traps.enabled and (snmp.targets or snmp.discovery.networks):
+    # The trap receiver when there are targets to accept traps from (configured: in the
+    # agent's process, or found by discovery); the discovery loop when there are networks
+    # to sweep.
+    if (snmp.enabled and snmp.traps.enabled and snmp.discovery.networks
+            and not traps_in_agent(settings)):
         names.append("snmp-traps")
     if snmp.enabled and snmp.discovery.networks:
         names.append("snmp-discovery")

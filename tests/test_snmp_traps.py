@@ -4,7 +4,9 @@ status page lists them, an `event` alarm fires and clears on them with its webho
 traps from unknown senders, with a wrong community or of undeclared kinds are dropped and
 counted. Both receivers: the v2c one (no pysnmp) when no target is v3, pysnmp's when one
 is; and the switch from one to the other, under the real `workers` parent, when a v3
-target is added at run time.
+target is added at run time. In the appliance the receiver runs on a thread of the SNMP
+agent's process: traps are received there, a receiver that cannot start never stops the
+polls, and a `kill -9` restarts the source, receiver and all.
 """
 
 from __future__ import annotations
@@ -22,14 +24,16 @@ import pytest
 import yaml
 
 from appliance.config import SnmpTarget, parse
-from appliance.index import events, snmp_targets
+from appliance.index import Index, events, snmp_targets
 from appliance.index.snmp_targets import to_definition
 from appliance.model import Resource, resource_id_for
 from appliance.pollsters.snmp import v2c
-from appliance.supervise import forked
+from appliance.supervise import forked, traps_in_agent
 from tests.conftest import wait_for
-from tests.snmp.agents import free_udp_port
+from tests.snmp import recordings as rec
+from tests.snmp.agents import free_udp_port, snmpsim
 from tests.test_alarms import Api, Receiver
+from tests.test_footprint import _forked
 from tests.test_ui import make_app
 
 COMMUNITY = "trap-s3cret"
@@ -301,15 +305,19 @@ def test_pysnmp_only_once_a_v3_target_exists_then_workers_restarts_the_receiver_
     assert "child has pysnmp: True switched: False" in text  # stopped by SIGTERM
 
 
-def test_the_receiver_is_forked_when_there_are_targets(tmp_path: Path) -> None:
+def test_the_receiver_runs_in_the_snmp_agent_or_alone_when_discovery_finds_the_targets(
+        tmp_path: Path) -> None:
     target = {"name": "sw1", "host": "127.0.0.1"}
     with_targets = parse({"data_dir": str(tmp_path), "pollsters": {"snmp": {"targets": [target]}}})
-    names = forked(with_targets)
-    assert "snmp-traps" in names
+    assert "poll-snmp" in forked(with_targets) and "snmp-traps" not in forked(with_targets)
+    assert traps_in_agent(with_targets)
     assert "snmp-traps" not in forked(parse({"data_dir": str(tmp_path)}))
+    sweep = {"networks": ["127.0.0.0/30"]}
+    discovery = parse({"data_dir": str(tmp_path), "pollsters": {"snmp": {"discovery": sweep}}})
+    assert "snmp-traps" in forked(discovery) and not traps_in_agent(discovery)
     off = parse({"data_dir": str(tmp_path),
                  "pollsters": {"snmp": {"targets": [target], "traps": {"enabled": False}}}})
-    assert "snmp-traps" not in forked(off)
+    assert "snmp-traps" not in forked(off) and not traps_in_agent(off)
     # Unprivileged, the default port is a high one (162 needs root).
     expected = 162 if os.geteuid() == 0 else 10162
     assert with_targets.pollsters.snmp.traps.address() == ("0.0.0.0", expected)
@@ -329,3 +337,59 @@ def test_events_match_by_glob_and_old_ones_are_pruned(store) -> None:
     assert events.prune(store.index, now - 30 * 86400) == 1
     assert [e.event_type for e in events.recent(store.index)] == [
         "snmp.trap.linkDown", "snmp.trap.linkUp"]
+
+
+def test_the_snmp_agent_receives_traps_and_a_receiver_that_cannot_start_never_stops_polling(
+        appliance_factory) -> None:
+    # The SNMP source in one process: the agent polls, a thread of it receives the traps.
+    # Its port is taken at first: the receiver retries on a back-off while the polls go on.
+    port = free_udp_port()
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", port))
+    recording = rec.render(rec.system("Switch sw1") + rec.interfaces(2, hc=True))
+    with snmpsim({COMMUNITY: recording}, COMMUNITY) as sim:
+        app = appliance_factory({"pollsters": {
+            "host": {"enabled": False},
+            "snmp": {"interval": 2, "traps": {"listen": f"127.0.0.1:{port}"},
+                     "targets": [{**SW1, "port": sim.port}]}}})
+        index = Index(app.data_dir / "index.sqlite")
+        try:
+            wait_for(lambda: _polled(index) >= 2, timeout=60, what="two polls of sw1")
+            names = _forked(app)
+            assert "poll-snmp" in names and "snmp-traps" not in names
+            wait_for(lambda: "the receiver stopped; starting it again" in
+                     app.log_path.read_text(), timeout=30, what="the receiver failing")
+            polled = _polled(index)
+            wait_for(lambda: _polled(index) > polled, timeout=30, what="the polls going on")
+            taken.close()
+            sender = TrapDaemon.__new__(TrapDaemon)  # only its send(): the agent receives
+            sender.port = port
+            _trap_until_recorded(sender, index)
+            agent = names["poll-snmp"]
+            os.kill(agent, signal.SIGKILL)  # the SNMP source restarts, receiver and all
+            wait_for(lambda: _forked(app).get("poll-snmp", agent) != agent, timeout=60,
+                     what="the SNMP agent forked again")
+            _trap_until_recorded(sender, index)
+            polled = _polled(index)
+            wait_for(lambda: _polled(index) > polled, timeout=30, what="the new agent polling")
+        finally:
+            index.close()
+            taken.close()
+
+
+def _polled(index: Index) -> int:
+    """Successful polls of sw1 so far (the per-target health the status page shows)."""
+    rows = [r for r in index.source_status() if (r["source"], r["target"]) == ("snmp", "sw1")]
+    return rows[0]["polls"] - rows[0]["errors"] if rows else 0
+
+
+def _trap_until_recorded(sender: TrapDaemon, index: Index) -> None:
+    """Send warmStart traps from sw1 until one more event is recorded (the receiver may
+    still be waiting out its back-off)."""
+    before = len(events.recent(index))
+
+    def recorded() -> bool:
+        _v2c(sender, "1.3.6.1.6.3.1.1.5.2")
+        return len(events.recent(index)) > before
+
+    wait_for(recorded, timeout=90, interval=1.0, what="a trap recorded as an event")

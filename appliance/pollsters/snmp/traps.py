@@ -20,8 +20,9 @@ interface row whose columns the trap's varbinds carry (ifIndex.N -> ``snmp://tar
 else the device; other traps are counted (``undeclared``) and dropped. SNMPv1 traps and
 informs are neither (counted as ``unsupported``).
 
-The receivers only turn traps into events and hand them to ``emit``; the ``snmp-traps``
-program (:mod:`appliance.snmp_programs`) writes them.
+The receivers only turn traps into events and hand them to ``emit``; their runner
+(:mod:`appliance.snmp_programs`, on a thread of the SNMP agent's process or as the
+``snmp-traps`` program) writes them.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class TrapCounters:
 
 
 class Receiver(Protocol):
-    """What the ``snmp-traps`` program drives: either receiver."""
+    """What the receiver's runner drives: either receiver."""
 
     counters: TrapCounters
 

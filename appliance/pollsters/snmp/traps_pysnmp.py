@@ -4,8 +4,9 @@ v3 traps need USM (keys localised to the sender's engine ID, digests, decryption
 windows), which pysnmp has and :mod:`.v2c` does not; pysnmp then takes the v2c targets'
 traps too, on the same port. What it authenticates goes to
 :class:`~.traps.TrapHandler`, as the v2c receiver's does. Imported only by the
-``snmp-traps`` program when a v3 target exists (and by the ``workers`` parent when one is
-configured), because pysnmp costs about 31 MB to import and its engine 18 MB to run.
+receiver's process (the SNMP agent's, or ``snmp-traps``) when a v3 target exists (and by
+the ``workers`` parent when one is configured), because pysnmp costs about 31 MB to import
+and its engine 18 MB to run.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Why not pysnmp's notification receiver: importing it costs the ``workers`` parent about
 31 MB and its engine another 18 MB in the running receiver, for what is, in v2c, a
 community compared and a varbind list decoded. So this one runs whenever no target is v3
-(:func:`.traps.needs_pysnmp`); the ``snmp-traps`` program leaves it for pysnmp's when a v3
-target appears.
+(:func:`.traps.needs_pysnmp`); the receiver's runner (:mod:`appliance.snmp_programs`)
+leaves it for pysnmp's when a v3 target appears.
 
 A datagram is checked as pysnmp checked it: a community no v2c target has is rejected
 (``rejected_credentials()``, as pysnmp's snmpInBadCommunityNames), and so is a v3 message,
