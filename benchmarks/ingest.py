@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appliance import config  # noqa: E402
 from appliance.model import Kind, PollResult, Resource, Sample  # noqa: E402
 from appliance.storage.daemon import rrdcached_process  # noqa: E402
-from appliance.storage.policy import heartbeat  # noqa: E402
-from appliance.storage.policy import BUILTIN_POLICIES, rras  # noqa: E402
+from appliance.storage.policy import BUILTIN_POLICIES, heartbeat, rras  # noqa: E402
 from appliance.store import Store  # noqa: E402
 
 METRICS_PER_RESOURCE = 10
