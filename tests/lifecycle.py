@@ -138,8 +138,10 @@ class Writer:
         """When the first write sent after ``moment`` was acknowledged."""
         return next((done for sent, done in self.ack_times if sent > moment), None)
 
-    def missing(self) -> dict[str, list[float]]:
-        """Per metric, the acknowledged timestamps that cannot be read back with their value."""
+    def missing(self) -> dict[str, list[tuple[float, float, float | None]]]:
+        """Per metric, the acknowledged points that cannot be read back with their value:
+        (timestamp, value acknowledged, value read in its bucket or None), so that a failure
+        says whether the point is gone or its bucket holds something else."""
         out = {}
         for mid in self.metric_ids:
             r = requests.get(
@@ -149,7 +151,7 @@ class Writer:
             assert r.status_code == 200, r.text
             got = {datetime.fromisoformat(t).timestamp(): v for t, _g, v in r.json()}
             lost = [
-                ts for ts, value in self.acked
+                (ts, value, got.get(ts // STEP * STEP)) for ts, value in self.acked
                 # RRD weighs by time: half a second of the next value leaks into a bucket.
                 if abs(got.get(ts // STEP * STEP, -1e9) - value) > 0.02 * value
             ]
