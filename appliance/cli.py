@@ -217,7 +217,8 @@ def _job(settings: Settings, name: str) -> Callable[[], object]:
             log.warning("snmp definitions unreadable; the SNMP processes will say why")
     from appliance.supervise import traps_in_agent
 
-    if name == "snmp-traps" or (name == "poll-snmp" and traps_in_agent(settings)):
+    traps_beside_agent = name == "poll-snmp" and traps_in_agent(settings)
+    if name == "snmp-traps" or traps_beside_agent:
         from appliance.pollsters.snmp import traps, traps_v2c  # noqa: F401 (shared pages)
 
         if traps.needs_pysnmp(settings.pollsters.snmp.targets):
@@ -229,8 +230,7 @@ def _job(settings: Settings, name: str) -> Callable[[], object]:
 
         source = name.removeprefix("poll-")
         SOURCES[source]()  # the pollster's module
-        return partial(_agent, settings, source, receive_traps=name == "poll-snmp"
-                       and traps_in_agent(settings))
+        return partial(_agent, settings, source, receive_traps=traps_beside_agent)
     if name == "alarm-evaluator":
         from appliance.alarms import process
 

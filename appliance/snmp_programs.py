@@ -25,6 +25,7 @@ from appliance.model import Event, TargetReport
 from appliance.pollsters import snmp as snmp_pollster
 from appliance.pollsters.snmp.discovery import Sweep, sweep
 from appliance.pollsters.snmp.pollster import SnmpPollster
+from appliance.workers import Worker, restart_delay
 
 log = logging.getLogger(__name__)
 
@@ -139,22 +140,18 @@ def receive_traps(settings: Settings, health_every: float = HEALTH_EVERY) -> boo
         index.close()
 
 
-#: Back-off of a receiver that failed on the agent's thread (its port taken, say), as the
-#: ``workers`` parent backs off a process that keeps dying at start.
-RECEIVER_BACKOFF = (1.0, 60.0)
-
-
 def receive_traps_beside(settings: Settings) -> threading.Thread:
     """Receive traps on a daemon thread of this process (the SNMP agent's) until it ends.
 
     The receiver never stops the agent: when it fails (its port taken, the index
-    unreadable) it is started again after a back-off doubling from 1 s to 60 s, and a v3
+    unreadable) it is started again after the back-off the ``workers`` parent gives a process
+    that keeps dying at start (:func:`appliance.workers.restart_delay`), and a v3
     target appearing makes it start again on pysnmp in place (the process it shares also
     polls, so pysnmp's import is not the reason to end it that it is for ``snmp-traps``).
     """
 
     def run() -> None:
-        backoff = 0.0
+        restarts = Worker("snmp-traps", run)  # only its back-off is used
         while True:
             started = time.monotonic()
             try:
@@ -162,12 +159,10 @@ def receive_traps_beside(settings: Settings) -> threading.Thread:
                     pass  # a v3 target appeared: again, now on pysnmp
                 return
             except Exception:
-                lived = time.monotonic() - started
-                low, high = RECEIVER_BACKOFF
-                backoff = low if lived > high else min(high, max(low, backoff * 2))
+                delay = restart_delay(restarts, time.monotonic() - started)
                 log.exception("snmp traps: the receiver stopped; starting it again in %.0f s",
-                              backoff)
-            time.sleep(backoff)
+                              delay)
+            time.sleep(delay)
 
     thread = threading.Thread(target=run, name="snmp-traps", daemon=True)
     thread.start()
