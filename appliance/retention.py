@@ -13,15 +13,19 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 from appliance.config import Settings
 from appliance.index import rebuilds
+from appliance.model import ArchivePolicy, Metric
 from appliance.storage import rebuild
 from appliance.store import Store
 
 log = logging.getLogger(__name__)
 #: How long a worker that boots before rrdcached keeps retrying.
 RETRY_FOR = 60.0
+#: Queued metrics read from the index at a time.
+PAGE = 100
 
 
 def rebuild_pending(store: Store) -> int:
@@ -34,24 +38,42 @@ def rebuild_pending(store: Store) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return 0
-        done, failed = 0, set()
-        while batch := [(m, q) for m, q in rebuilds.pending(store.index, 100 + len(failed))
-                        if m.id not in failed]:
-            for metric, queued_at in batch:
-                policy = store.index.policy(metric.archive_policy_name)
-                try:
-                    rebuild.rebuild(store.measures, metric, policy)
-                except rebuild.RebuildError as exc:
-                    log.error("policy %s: metric %s not rebuilt: %s", policy.name, metric.id, exc)
+        done, failed = 0, set[str]()
+        while True:  # a metric queued again during a pass is rebuilt again in the next one
+            handed: dict[str, float] = {}  # metric id -> queued at, while it is rebuilt
+            for metric, error in rebuild.rebuild(store.measures, _queued(store, handed, failed)):
+                queued_at = handed.pop(metric.id)
+                if error is not None:
+                    log.error("policy %s: metric %s not rebuilt: %s",
+                              metric.archive_policy_name, metric.id, error)
                     failed.add(metric.id)  # stays queued for the next start
                     continue
                 rebuilds.finished(store.index, metric.id, queued_at)
                 done += 1
+            if not _queued_again(store, failed):
+                break
         if done:
             log.info("archive policy rebuild: %d metric files in their new layout", done)
         return done
     finally:
         os.close(fd)
+
+
+def _queued(store: Store, handed: dict[str, float], failed: set[str]
+            ) -> Iterator[tuple[Metric, ArchivePolicy]]:
+    """Each queued metric once, oldest first, read a page at a time; the ones being rebuilt
+    (``handed``) and the ones that failed in this run are still in the queue, and skipped."""
+    while page := [(m, q) for m, q in rebuilds.pending(store.index, len(handed) + len(failed)
+                                                       + PAGE)
+                   if m.id not in handed and m.id not in failed]:
+        for metric, queued_at in page:
+            handed[metric.id] = queued_at
+            yield metric, store.index.policy(metric.archive_policy_name)
+
+
+def _queued_again(store: Store, failed: set[str]) -> bool:
+    """Whether a metric was queued again while its file was being rebuilt."""
+    return any(m.id not in failed for m, _ in rebuilds.pending(store.index, len(failed) + 1))
 
 
 def rebuild_in_background(settings: Settings) -> threading.Thread:

@@ -25,8 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from appliance import config  # noqa: E402
 from appliance.retention import rebuild_pending  # noqa: E402
 from appliance.storage.daemon import rrdcached_process  # noqa: E402
-from appliance.storage.policy import make_policy  # noqa: E402
-from appliance.storage.rebuild import layout  # noqa: E402
+from appliance.storage.policy import layout, make_policy  # noqa: E402
 from appliance.store import Store  # noqa: E402
 
 WEEK_OF_MINUTES = 7 * 1440

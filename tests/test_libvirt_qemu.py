@@ -16,6 +16,7 @@ import pwd
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -67,11 +68,25 @@ def _prepare_host() -> None:
     Path("/var/log/libvirt/qemu").mkdir(parents=True, exist_ok=True)
 
 
+VIRTLOGD_SOCKET = Path("/run/libvirt/virtlogd-sock")
+
+
+def _listening(path: Path) -> bool:
+    """Whether a daemon accepts connections on the unix socket ``path`` (a socket file left
+    by a daemon that was killed refuses them)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
 def _wait_for(path: Path, proc: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 30
-    while not path.exists():
+    while not _listening(path):
         if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.skip(f"libvirtd did not start: {log.read_text()[-800:]}")
+            pytest.fail(f"{proc.args[0]} did not start: {log.read_text()[-800:]}")
         time.sleep(0.1)
 
 
@@ -94,8 +109,11 @@ class Daemon:
 
     def start(self) -> None:
         out = open(self.workdir / "daemons.out", "ab")  # noqa: SIM115 - lives with the daemons
-        if self.virtlogd is None and not Path("/run/libvirt/virtlogd-sock").exists():
+        if self.virtlogd is None and not _listening(VIRTLOGD_SOCKET):
+            # QEMU's console log goes through virtlogd; one killed earlier left its socket.
+            VIRTLOGD_SOCKET.unlink(missing_ok=True)
             self.virtlogd = subprocess.Popen(["virtlogd"], stdout=out, stderr=out)
+            _wait_for(VIRTLOGD_SOCKET, self.virtlogd, self.workdir / "daemons.out")
         sock = self.sockets / "libvirt-sock"
         sock.unlink(missing_ok=True)
         self.libvirtd = subprocess.Popen(

@@ -133,6 +133,46 @@ def test_writes_and_reads_during_a_rebuild_lose_nothing(store, settings):
         assert info["rra[0].rows"] == 8 * 1440
 
 
+def test_a_value_that_reaches_the_old_file_after_the_rename_is_kept(store, settings):
+    """A write that opened the old file just before the rename lands in the old inode; the
+    next value lands in the new file, which spreads it over the stray value's slot too. The
+    rebuild sees the old inode changed after the rename and builds the file again with the
+    old inode as its first source, so both values are kept."""
+    (metric,), end = week_of_minutes(store, "stray")
+    before = read(store, metric, "mean", 60)
+    store.index.change_policy(make_policy("stray", [(60, 8 * 1440)], ["mean"]))
+    path = store.measures.path(metric.id)
+    old = path.with_name(path.name + ".prev")
+    stray, following = end + 60, end + 120
+    other = Store(settings, seed=False)
+    errors: list[BaseException] = []
+
+    def late_writer() -> None:
+        try:
+            wait_for(lambda: old.exists() and old.stat().st_ino != path.stat().st_ino,
+                     timeout=60, interval=0.001, what="the new file renamed over the old")
+            # What rrdcached's write does when it opened the file just before the rename
+            # (an RRD file's times are a step later than the store's).
+            rrdtool.update(str(old), f"{stray + 60}:1.5")
+            assert not other.write_measures([(metric, [(following, 2.5)])]).rejected
+            other.measures.flush(metric.id)  # into the new file
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=late_writer)
+    thread.start()
+    try:
+        assert rebuild_pending(store) == 1
+    finally:
+        thread.join()
+        other.close()
+    assert errors == []
+    got = read(store, metric, "mean", 60)
+    assert got[-2:] == [(stray, 1.5), (following, 2.5)]
+    assert same(got, [*before, (stray, 1.5), (following, 2.5)])
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nothing left over
+
+
 CRASHING = """
 import sys
 from appliance import config

@@ -246,3 +246,39 @@ def test_reads_take_no_lock_that_would_make_rrdcached_drop_a_write(settings, rrd
                                     flush=False) == points
         assert store.measures.last_values([metric.id]) == {metric.id: 5.0}
         assert store.measures.last_update(metric.id) == T0 + 60 * 5 + 60
+
+
+def test_a_value_flushed_while_its_file_is_being_written_is_not_lost(settings, rrdcached, store):
+    """rrdcached's write threads do not exclude each other per file: a value flushed while a
+    long batch of the same file is being written was written by a second thread at the
+    same time, and the batch's last header write erased it (with no error anywhere). The
+    store's rrdcached writes with one thread, so the second write waits for the first."""
+    import threading
+
+    from appliance.storage.policy import make_policy
+    from appliance.storage.rrdfile import last_update
+
+    store.index.create_policy(make_policy("secondly", [(1, 300_000)], ["mean"]))
+    metric = store.index.create_metric("long", "W", None, "secondly")
+    end = T0 + 250_000
+    batch = [(float(t), float(t % 1000)) for t in range(T0, end)]
+    assert not store.write_measures([(metric, batch)]).rejected
+    path = store.measures.path(metric.id)
+    created = last_update(path)
+    flusher = threading.Thread(target=store.measures.flush, args=(metric.id,))
+    flusher.start()  # rrdcached starts writing the 250,000 values
+    other = Store(settings, seed=False)  # another process's writer, its own connection
+    try:
+        for _ in range(100_000):
+            if last_update(path) != created:
+                break  # the batch's write is under way
+        newer = end + 10
+        assert not other.write_measures([(metric, [(float(newer), 7.0)])]).rejected
+        other.measures.flush(metric.id)
+    finally:
+        flusher.join()
+        other.close()
+    got = dict(store.measures.fetch(metric, store.index.policy("secondly"), "mean", 1,
+                                    end - 5, None))
+    assert got.get(end - 1) == (end - 1) % 1000  # the batch's last value
+    assert got.get(newer) == 7.0  # and the value flushed meanwhile
