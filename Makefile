@@ -26,7 +26,7 @@ run: deps-run venv-run
 
 test: deps-test venv
 	$(VENV)/bin/ruff check appliance tests benchmarks
-	$(VENV)/bin/pytest -q -ra
+	$(VENV)/bin/pytest -q -ra --durations=15
 
 lint: venv
 	$(VENV)/bin/ruff check appliance tests benchmarks
