@@ -22,13 +22,12 @@ things could still lose a value, and all are avoided:
   is checked only once :data:`GRACE` has passed since the rename *and* no writer holds its
   lock (an update holds the file's fcntl lock from just after its open to its close).
   Other files are rebuilt during the grace, so it costs one wait per pass, not per file.
-  If a write slipped in, the old inode is kept (``<file>.raced.N``)
-  and the file is built again with it as the *first* source. Up to its own last update the
-  old inode holds every value in order, whereas the new file, which did not see the stray
-  value, spread its next value over that slot too; rrdtool takes each slot from the first
-  source that has it, and the last update and counter state from the newest source.
-  Several rounds keep every old inode, oldest first: each is right up to its own last
-  update, and the next one only after it.
+  If a write slipped in, the old inode is kept (``<file>.raced.N``) and the file is built
+  again with it as the *first* source. Up to its own last update the old inode holds every
+  value in order, whereas the new file, which did not see the stray value, spread its next
+  value over that slot too; rrdtool takes each slot from the first source that has it, and
+  the last update and counter state from the newest source. Several rounds keep every old
+  inode, oldest first: each is right up to its own last update, the next one after it.
 
 rrdcached's FORGET is not used: it would drop values queued since the FLUSH.
 """
