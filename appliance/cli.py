@@ -226,10 +226,12 @@ def _job(settings: Settings, name: str) -> Callable[[], object]:
             # itself, and imports pysnmp then if a runtime target is v3.
             from appliance.pollsters.snmp import traps_pysnmp  # noqa: F401
     if name.startswith("poll-"):
-        from appliance import agent, store  # noqa: F401 (shared pages)
+        from appliance import agent, publishers, store  # noqa: F401 (shared pages)
 
         source = name.removeprefix("poll-")
         SOURCES[source]()  # the pollster's module
+        if source == "snmp":
+            from appliance import snmp_programs  # noqa: F401 (the index's runtime targets)
         return partial(_agent, settings, source, receive_traps=traps_beside_agent)
     if name == "alarm-evaluator":
         from appliance.alarms import process

@@ -5,13 +5,18 @@
 - The API's arbiter, the agents and the alarm evaluator are forked from one preloaded
   parent; a crash in one ends and restarts that one only, and the status page still lists
   each of them.
+- Those processes import nothing once forked: every module they run was imported by the
+  parent, so its pages stay shared instead of being copied into each process.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import requests
@@ -19,7 +24,9 @@ import requests
 from appliance import workers
 from appliance.config import ApiSettings
 from appliance.web.ui.health import forked_rows
-from tests.conftest import wait_for
+from tests.conftest import free_port, wait_for
+
+HWMON = Path(__file__).parent / "fixtures/hwmon/amd-x570/sys/class/hwmon"
 
 
 def _gunicorn_workers(app) -> set[int]:
@@ -160,3 +167,70 @@ def test_a_broken_snmp_definition_stops_only_the_snmp_processes(appliance_factor
     again = _forked(app)
     assert again["api"] == named["api"] and again["poll-host"] == named["poll-host"]
     assert _serves(app)
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # its package is not installed either
+        return False
+
+
+def _cycles(log: str, source: str) -> int:
+    return len(re.findall(rf"source={source} target=", log))
+
+
+def test_a_forked_process_imports_nothing_after_the_fork(appliance_factory, monkeypatch):
+    """Every source's agent, the evaluator and the API's arbiter and workers, each having
+    done its work (polls written, API reads, the status page), imported no module of its own.
+
+    A module imported in a forked process costs that process several times its size: the
+    import writes to pages it shares with the parent (the module table, interned names, the
+    classes it uses), and each page written is copied. Python's own import log
+    (``PYTHONPROFILEIMPORTTIME``, one line per import, on the appliance's output) tells: after
+    the parent forked, the only lines may name modules that do not exist here (an optional
+    accelerator a library tries, such as gunicorn's C parser).
+    """
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    dead_device = {"name": "dead", "host": "127.0.0.1", "port": free_port(),
+                   "community": "public", "timeout": 0.2, "retries": 0}
+    app = appliance_factory({
+        "pollsters": {
+            "host": {"interval": 2},
+            "sensors": {"interval": 2, "hwmon_root": str(HWMON), "lm_sensors": False},
+            "libvirt": {"enabled": True, "interval": 2, "uri": "test:///default"},
+            "snmp": {"interval": 2, "targets": [dead_device]},
+        },
+        "alarms": {"evaluation_interval": 1},
+    })
+    wait_for(lambda: all(_cycles(app.log_path.read_text(), s) >= 2
+                         for s in ("host", "sensors", "libvirt", "snmp")),
+             timeout=60, what="two cycles of every source")
+
+    h, url = app.headers, app.url
+    metrics = requests.get(f"{url}/v1/metric", headers=h, timeout=10).json()
+    host = [m["id"] for m in metrics if m["name"].startswith("hardware.cpu.")][:2]
+    assert len(host) == 2, "the host agent wrote its metrics"
+    now = int(time.time())
+    refs = " ".join(f"({mid} mean)" for mid in host)
+    session = requests.Session()
+    for _ in range(3):  # the requests land on either worker
+        for path in ("/v1/status", "/v1/metric", f"/v1/metric/{host[0]}/measures", "/metrics",
+                     "/v1/resource/generic", "/api/v1/query?query=up",
+                     f"/api/v1/query_range?query=up&start={now - 600}&end={now}&step=60"):
+            assert requests.get(url + path, headers=h, timeout=10).status_code == 200, path
+        r = requests.post(f"{url}/v1/aggregates", headers=h, timeout=10, params={"fill": 0},
+                          json={"operations": f"(aggregate mean (metric {refs}))"})
+        assert r.status_code == 200, r.text
+        form = session.get(f"{url}/login", timeout=10).text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        session.post(f"{url}/login", data={"token": app.token, "csrf_token": csrf}, timeout=10)
+        for page in ("/", "/resources", "/alarms"):
+            r = session.get(url + page, timeout=10)
+            assert r.status_code == 200 and "<html" in r.text.lower(), page
+
+    log = app.log_path.read_text()
+    forked_at = log.index("worker api started")
+    after = re.findall(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$", log[forked_at:], re.M)
+    assert after or "import time:" in log[:forked_at], "the import log is on"
+    assert sorted({m for m in after if _importable(m)}) == []

@@ -56,8 +56,26 @@ def gunicorn_argv(settings: Settings) -> list[str]:
 
 
 def preload() -> None:
-    """Import the app in the parent, before any fork (it opens no store: see wsgi.py)."""
-    from appliance.web.api import wsgi  # noqa: F401
+    """Import the app and gunicorn in the parent, before any fork (the app opens no store:
+    see wsgi.py).
+
+    gunicorn too, although only the API's child runs it: imported after the fork, by the
+    arbiter, it cost that process 6.1 MB of its own, against 1.1 MB for the parent to hold
+    it for everyone, because an import in a forked child writes to many pages it shares
+    with the parent (the module table, the interned names, the classes it subclasses), and
+    each page written is copied (benchmarks/README.md, footprint.py, session 9).
+    """
+    import gunicorn.app.wsgiapp  # noqa: F401  (the arbiter, gunicorn's config and options)
+    import gunicorn.glogging  # noqa: F401  (logging.config, loaded when the arbiter starts)
+    import gunicorn.workers.sync  # noqa: F401  (the worker class and the HTTP parser)
+
+    from appliance.web.api import wsgi
+
+    # The status page's templates, compiled once here rather than by each worker at its
+    # first page (Jinja keeps them; its lexer loads the unicode_escape codec as it goes).
+    env = wsgi.application.jinja_env
+    for name in env.list_templates():
+        env.get_template(name)
 
 
 def serve(settings: Settings) -> NoReturn:
