@@ -55,7 +55,7 @@ def check_config(file: Path, quiet: bool) -> None:
 @data_dir_option
 def run(config_path: Path | None, data_dir: Path | None) -> None:
     """Run every process under supervisord in the foreground until SIGTERM or Ctrl-C."""
-    from appliance import supervise, tls, tokens
+    from appliance import forking_supervisord, supervise, tls, tokens
     from appliance.index.schema import SchemaTooNew
     from appliance.store import Store
 
@@ -104,13 +104,25 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
         f"{settings.data_dir}",
         err=True,
     )
-    # supervisord inherits the lock (same pid after exec) and holds it while it runs.
-    os.set_inheritable(lock_fd, True)
+    # supervisord runs in this process, which holds the lock while it runs; what its
+    # programs will run is imported first, so that they share it (forking_supervisord.py).
+    _preload(settings, config_path)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(
-        sys.executable, [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)]
-    )
+    forking_supervisord.serve(conf)
+
+
+def _preload(settings: Settings, config_path: Path | None) -> None:
+    """Import what every forked process will run, as the environment supervisord gives the
+    ``workers`` program has it (the API's app reads its config from there at import)."""
+    from appliance import gcpolicy, supervise
+    from appliance import workers as forked
+
+    gcpolicy.limit_arenas(2)
+    os.environ.update(supervise.program_env(settings, config_path))
+    for name in supervise.forked(settings):
+        _job(settings, name)
+    forked.freeze_imports()
 
 
 @main.command()

@@ -42,7 +42,18 @@ def trim() -> None:
 
 
 #: glibc's mallopt parameters (malloc.h).
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
+
+
+def limit_arenas(count: int) -> None:
+    """At most ``count`` malloc arenas in this process and the ones it forks.
+
+    glibc gives each thread that allocates an arena of its own, up to eight per core, and
+    freed memory stays in whichever arena held it; two are enough for an agent's poll
+    thread beside its main one. The ``MALLOC_ARENA_MAX`` variable would do the same, but
+    only in a process that execs: glibc reads it once, at its start.
+    """
+    _libc.mallopt(M_ARENA_MAX, count)
 
 
 def keep_free_heap(limit: int) -> None:

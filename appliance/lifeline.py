@@ -24,15 +24,22 @@ def die_with_parent() -> bool:
     return libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
 
 
-def main(argv: list[str]) -> None:
-    if not argv:
-        sys.exit("usage: python -m appliance.lifeline PROGRAM [ARGS...]")
+def tie_to_parent(program: str) -> bool:
+    """Ask for SIGTERM when the parent dies; False if it died before the request took effect
+    (the caller then ends at once)."""
     parent = os.getppid()
     if not die_with_parent():
         # A seccomp filter may refuse it; under systemd the unit's cgroup is the lifeline.
         print(f"lifeline: prctl failed ({os.strerror(ctypes.get_errno())}); starting "
-              f"{argv[0]} without it", file=sys.stderr)
-    elif os.getppid() != parent:  # the parent died before the request took effect
+              f"{program} without it", file=sys.stderr)
+        return True
+    return os.getppid() == parent
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        sys.exit("usage: python -m appliance.lifeline PROGRAM [ARGS...]")
+    if not tie_to_parent(argv[0]):
         sys.exit(0)
     os.execvp(argv[0], argv)
 

@@ -43,15 +43,19 @@ def programs(settings: Settings, config_path: Path | None) -> list[Program]:
     common = ["--data-dir", str(settings.data_dir)]
     if config_path is not None:
         common += ["--config", str(config_path)]
-    # glibc gives each thread that allocates an arena of its own, and freed memory stays in
-    # whichever arena held it: two arenas are enough for a poll thread beside the main one.
-    env = {"APPLIANCE_DATA_DIR": str(settings.data_dir), "MALLOC_ARENA_MAX": "2"}
-    if config_path is not None:
-        env["APPLIANCE_CONFIG"] = str(config_path)
     return [
         Program("rrdcached", _appliance("rrdcached", *common), 10),
-        Program("workers", _appliance("workers", *common), 20, env),
+        Program("workers", _appliance("workers", *common), 20,
+                program_env(settings, config_path)),
     ]
+
+
+def program_env(settings: Settings, config_path: Path | None) -> dict[str, str]:
+    """The environment of the ``workers`` program: where the API's app finds its config."""
+    env = {"APPLIANCE_DATA_DIR": str(settings.data_dir)}
+    if config_path is not None:
+        env["APPLIANCE_CONFIG"] = str(config_path)
+    return env
 
 
 def traps_in_agent(settings: Settings) -> bool:
