@@ -208,8 +208,8 @@ def workers(config_path: Path | None, data_dir: Path | None) -> None:
 
 
 def _job(settings: Settings, name: str) -> Callable[[], object]:
-    """What the forked process ``name`` runs; its modules are imported here, in the parent,
-    so that every child shares them (the fork comes after every import)."""
+    """What the forked process ``name`` runs; its modules are imported here, before any
+    fork (by ``appliance run``, :func:`_preload`), so that every process shares them."""
     from functools import partial
 
     if name == "api":

@@ -5,7 +5,10 @@ crash) leaves them running: the next ``appliance run`` then meets an rrdcached t
 socket and a gunicorn that holds the port. Every program is therefore started as
 ``python -m appliance.lifeline PROGRAM ARGS...``: this asks the kernel to send SIGTERM when
 the parent dies (``PR_SET_PDEATHSIG``, kept across ``execve``) and execs the program, which
-costs no memory of its own. gunicorn's workers already exit when their master goes.
+costs no memory of its own. gunicorn's workers already exit when their master goes. The
+appliance's supervisord runs our programs without this exec (it forks them:
+:mod:`appliance.forking_supervisord`) and asks for the same with :func:`tie_to_parent`; the
+command line stays, so the config also works with a plain supervisord.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """The supervisord config that ``appliance run`` renders into the data dir.
 
-One supervisor runs two programs: rrdcached first, then ``workers``, one preloaded parent
-(:mod:`appliance.workers`) that imports every module once and forks the rest, each a
-process of its own that it forks again if it ends: the API's gunicorn arbiter (which forks
-its own workers), an agent per enabled source (the SNMP agent's with the trap receiver on a
-thread), the alarm evaluator, and the SNMP discovery loop when configured (:func:`forked`).
-One parent rather than a program each, because each interpreter started on its own paid
-35-50 MB for the same modules (benchmarks/README.md, footprint.py). Children log to
-supervisord's stdout, so under systemd everything lands in the journal and under
-``make run`` in the terminal.
+One supervisor runs two programs: rrdcached first, then ``workers`` (:mod:`appliance.workers`),
+which forks the rest, each a process of its own that it forks again if it ends: the API's
+gunicorn arbiter (which forks its own workers), an agent per enabled source (the SNMP
+agent's with the trap receiver on a thread), the alarm evaluator, and the SNMP discovery
+loop when configured (:func:`forked`). One parent rather than a program each, because each
+interpreter started on its own paid 35-50 MB for the same modules (benchmarks/README.md,
+footprint.py). The config is an ordinary supervisord config; supervisord runs in the
+process that imported every module, and forks our programs rather than exec them
+(:mod:`appliance.forking_supervisord`). Children log to supervisord's stdout, so under
+systemd everything lands in the journal and under ``make run`` in the terminal.
 """
 
 from __future__ import annotations

@@ -2,10 +2,12 @@
 
 Why: each agent used to be an interpreter of its own, and each paid 35-45 MB PSS for
 nearly the same imported modules (the store, sqlite-utils, numpy through it, pydantic,
-pysnmp, libvirt). Here one parent imports all of that once, collects and freezes what it
-holds (``gc.freeze()``: the children's collector then never walks, and so never copies, the
+pysnmp, libvirt). Here every module is imported once (by ``appliance run``, which then runs
+supervisord in the same process and forks this parent from it:
+:mod:`appliance.forking_supervisord`), what is held is collected and frozen
+(``gc.freeze()``: the children's collector then never walks, and so never copies, the
 inherited objects; :mod:`appliance.prefork` says what else keeps them from copying), and
-forks one child per source: the pages stay shared copy-on-write.
+this parent forks one child per source: the pages stay shared copy-on-write.
 
 Isolation is what separate interpreters gave, because the children still are separate
 processes: a hung libvirt call or a dead SNMP device stalls only its own child, and a crash

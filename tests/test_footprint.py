@@ -5,8 +5,9 @@
 - The API's arbiter, the agents and the alarm evaluator are forked from one preloaded
   parent; a crash in one ends and restarts that one only, and the status page still lists
   each of them.
-- Those processes import nothing once forked: every module they run was imported by the
-  parent, so its pages stay shared instead of being copied into each process.
+- Those processes, and supervisord's programs, import nothing once forked: every module
+  they run was imported before supervisord started, so its pages stay shared instead of
+  being copied into each process.
 """
 
 from __future__ import annotations
@@ -181,15 +182,18 @@ def _cycles(log: str, source: str) -> int:
 
 
 def test_a_forked_process_imports_nothing_after_the_fork(appliance_factory, monkeypatch):
-    """Every source's agent, the evaluator and the API's arbiter and workers, each having
-    done its work (polls written, API reads, the status page), imported no module of its own.
+    """supervisord's programs and every process they fork (every source's agent, the
+    evaluator, the API's arbiter and workers), each having done its work (polls written, API
+    reads, the status page), imported no module of their own: supervisord forks its
+    programs from the interpreter that imported everything, rather than exec'ing them.
 
     A module imported in a forked process costs that process several times its size: the
     import writes to pages it shares with the parent (the module table, interned names, the
-    classes it uses), and each page written is copied. Python's own import log
-    (``PYTHONPROFILEIMPORTTIME``, one line per import, on the appliance's output) tells: after
-    the parent forked, the only lines may name modules that do not exist here (an optional
-    accelerator a library tries, such as gunicorn's C parser).
+    classes it uses), and each page written is copied; a program exec'd would import it all
+    again. Python's own import log (``PYTHONPROFILEIMPORTTIME``, one line per import, on the
+    appliance's output) tells: once supervisord spawned its first program, the only lines
+    may name modules that do not exist here (an optional accelerator a library tries, such
+    as gunicorn's C parser).
     """
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
     dead_device = {"name": "dead", "host": "127.0.0.1", "port": free_port(),
@@ -230,7 +234,7 @@ def test_a_forked_process_imports_nothing_after_the_fork(appliance_factory, monk
             assert r.status_code == 200 and "<html" in r.text.lower(), page
 
     log = app.log_path.read_text()
-    forked_at = log.index("worker api started")
+    forked_at = log.index("spawned: ")  # supervisord forked its first program
     after = re.findall(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$", log[forked_at:], re.M)
     assert after or "import time:" in log[:forked_at], "the import log is on"
     assert sorted({m for m in after if _importable(m)}) == []
