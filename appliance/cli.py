@@ -109,7 +109,7 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
     _preload(settings, config_path)
     sys.stdout.flush()
     sys.stderr.flush()
-    forking_supervisord.serve(conf)
+    forking_supervisord.serve(conf, lambda args: main(args=args, prog_name="appliance"))
 
 
 def _preload(settings: Settings, config_path: Path | None) -> None:

@@ -26,6 +26,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -42,6 +43,9 @@ _SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIG
 _LIFELINE = ["-m", "appliance.lifeline"]
 _APPLIANCE = ["-m", "appliance"]
 
+#: Runs ``appliance <args...>`` in this process (the command line's entry point).
+Command = Callable[[list[str]], object]
+
 
 def appliance_command(argv: list[str]) -> list[str] | None:
     """The ``appliance`` command's arguments if ``argv`` runs one of ours through the
@@ -53,8 +57,8 @@ def appliance_command(argv: list[str]) -> list[str] | None:
     return None
 
 
-def run_forked(command: list[str], env: dict[str, str]) -> NoReturn:
-    """In a child supervisord forked: run ``appliance <command>`` here, then exit."""
+def run_forked(run: Command, command: list[str], env: dict[str, str]) -> NoReturn:
+    """In a child supervisord forked: ``run(command)`` here, then exit."""
     code = 1
     try:
         os.environ.clear()
@@ -64,9 +68,7 @@ def run_forked(command: list[str], env: dict[str, str]) -> NoReturn:
         if not tie_to_parent("appliance " + " ".join(command[:1])):
             code = 0
             return
-        from appliance.cli import main
-
-        main(args=command, prog_name="appliance")
+        run(command)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -81,19 +83,24 @@ def run_forked(command: list[str], env: dict[str, str]) -> NoReturn:
 class _Options(ServerOptions):
     """supervisord's options, but a program of ours runs in the child instead of an exec."""
 
+    def __init__(self, run: Command):
+        super().__init__()
+        self.run_appliance = run
+
     def execve(self, filename: str, argv: list[str], env: dict[str, str]) -> None:
         command = appliance_command(argv)
         if command is None:
             super().execve(filename, argv, env)
             return
-        run_forked(command, env)
+        run_forked(self.run_appliance, command, env)
 
 
-def serve(conf: Path) -> NoReturn:
-    """supervisord's ``main`` with our options: run until stopped, start over on SIGHUP."""
+def serve(conf: Path, run: Command) -> NoReturn:
+    """supervisord's ``main`` with our options: run until stopped, start over on SIGHUP.
+    ``run`` runs an ``appliance`` command in a forked child."""
     first = True
     while True:
-        options = _Options()
+        options = _Options(run)
         options.realize(["-c", str(conf)], doc=supervisord.__doc__)
         options.first, options.test = first, False
         supervisord.go(options)

@@ -1,8 +1,9 @@
 """Changing an archive policy in use: every file on it rebuilt, one metric at a time.
 
 The API's PATCH writes the new policy and queues its metrics (:mod:`appliance.index.rebuilds`)
-and starts :func:`rebuild_in_background`; each API worker also starts it when it boots, so a
-rebuild cut short by a crash or a restart resumes by itself. A lock file lets one process
+and starts :func:`rebuild_in_background`; each API worker also starts it when it boots if
+the queue holds anything (:func:`resume_needed`), so a rebuild cut short by a crash or a
+restart resumes by itself. A lock file lets one process
 at a time work through the queue; the lock dies with its holder.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -74,6 +76,17 @@ def _queued(store: Store, handed: dict[str, float], failed: set[str]
 def _queued_again(store: Store, failed: set[str]) -> bool:
     """Whether a metric was queued again while its file was being rebuilt."""
     return any(m.id not in failed for m, _ in rebuilds.pending(store.index, len(failed) + 1))
+
+
+def resume_needed(settings: Settings) -> bool:
+    """Whether a rebuild cut short (by a crash or a restart) waits in the queue; when the
+    index cannot tell, yes (the rebuild's own thread then looks, and logs what it meets)."""
+    if not settings.index_path.is_file():
+        return False  # no appliance on this data dir yet: nothing can be queued
+    try:
+        return rebuilds.any_queued(settings.index_path)
+    except sqlite3.Error:
+        return True
 
 
 def rebuild_in_background(settings: Settings) -> threading.Thread:

@@ -283,3 +283,44 @@ def test_a_config_change_is_rebuilt_and_an_api_change_survives_a_restart(store, 
     restarted = Store(settings)
     assert restarted.index.policy("low").definition == longer.definition
     restarted.close()
+
+
+def test_an_api_worker_resumes_a_queued_rebuild_as_it_boots(appliance_factory):
+    """A change queued while nothing ran (what a crash mid-rebuild leaves) is finished once
+    the appliance starts again, by its API: its master asks the index before forking each
+    worker (``resume_needed``), and a worker forked with work waiting does it."""
+    import requests
+
+    from appliance import config
+    from appliance.index import Index
+    from appliance.retention import resume_needed
+    from appliance.storage.measures import Measures
+
+    app = appliance_factory({"pollsters": {"host": {"enabled": False}}})
+    h = app.headers
+    requests.post(f"{app.url}/v1/archive_policy", headers=h, timeout=10, json={
+        "name": "later", "aggregation_methods": ["mean"],
+        "definition": [{"granularity": 60, "timespan": 86400}]}).raise_for_status()
+    mid = requests.post(f"{app.url}/v1/metric", json={"archive_policy_name": "later"},
+                        headers=h, timeout=10).json()["id"]
+    end = int(time.time()) // 60 * 60 - 60
+    points = [{"timestamp": t, "value": float(t % 97)} for t in range(end - 3600, end, 60)]
+    requests.post(f"{app.url}/v1/metric/{mid}/measures", json=points, headers=h,
+                  timeout=10).raise_for_status()
+    before = requests.get(f"{app.url}/v1/metric/{mid}/measures", headers=h, timeout=10).json()
+    assert len(before) == 60
+    app.stop()
+
+    settings = config.load(app.config_path, app.data_dir)
+    assert not resume_needed(settings)
+    index = Index(settings.index_path)
+    index.change_policy(make_policy("later", [(60, 2 * 1440)], ["mean"]))
+    index.close()
+    assert resume_needed(settings)
+
+    app.start()
+    wait_for(lambda: not resume_needed(settings), timeout=60, what="the queued rebuild done")
+    rrd = settings.rrd_dir / Measures.relpath(mid)
+    assert rrdtool.info(str(rrd))["rra[0].rows"] == 2 * 1440
+    after = requests.get(f"{app.url}/v1/metric/{mid}/measures", headers=h, timeout=10).json()
+    assert same([(t, v) for t, _g, v in after], [(t, v) for t, _g, v in before])
