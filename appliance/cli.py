@@ -9,7 +9,6 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -55,7 +54,7 @@ def check_config(file: Path, quiet: bool) -> None:
 @data_dir_option
 def run(config_path: Path | None, data_dir: Path | None) -> None:
     """Run every process under supervisord in the foreground until SIGTERM or Ctrl-C."""
-    from appliance import forking_supervisord, supervise, tls, tokens
+    from appliance import forking_supervisord, programs, supervise, tls, tokens
     from appliance.index.schema import SchemaTooNew
     from appliance.store import Store
 
@@ -106,23 +105,15 @@ def run(config_path: Path | None, data_dir: Path | None) -> None:
     )
     # supervisord runs in this process, which holds the lock while it runs; what its
     # programs will run is imported first, so that they share it (forking_supervisord.py).
-    _preload(settings, config_path)
+    jobs = programs.preload(settings, config_path)
     sys.stdout.flush()
     sys.stderr.flush()
-    forking_supervisord.serve(conf, lambda args: main(args=args, prog_name="appliance"))
 
+    def run_program(args: list[str]) -> None:
+        programs.run_preloaded(settings, jobs, args)  # ours: runs them, never returns
+        main(args=args, prog_name="appliance")
 
-def _preload(settings: Settings, config_path: Path | None) -> None:
-    """Import what every forked process will run, as the environment supervisord gives the
-    ``workers`` program has it (the API's app reads its config from there at import)."""
-    from appliance import gcpolicy, supervise
-    from appliance import workers as forked
-
-    gcpolicy.limit_arenas(2)
-    os.environ.update(supervise.program_env(settings, config_path))
-    for name in supervise.forked(settings):
-        _job(settings, name)
-    forked.freeze_imports()
+    forking_supervisord.serve(conf, run_program)
 
 
 @main.command()
@@ -142,6 +133,7 @@ def poll(
 ) -> None:
     """Run the agent of one source kind (or, with --once, show one poll)."""
     from appliance.agent import serve
+    from appliance.programs import build_pollster
 
     settings = load_settings(config_path, data_dir)
     if source == "snmp":
@@ -166,97 +158,18 @@ def poll(
     sys.exit(0 if all(r.ok for r in result.reports) else 1)
 
 
-def build_pollster(source: str, settings: Settings):
-    """The pollster of ``source`` as its agent runs it (SNMP: with the index's runtime
-    targets too)."""
-    from appliance import pollsters
-
-    pollster = pollsters.build(source, settings)
-    if source == "snmp":
-        from appliance.snmp_programs import attach_runtime_targets
-
-        attach_runtime_targets(pollster, settings)
-    return pollster
-
-
-def _agent(settings: Settings, source: str, receive_traps: bool = False) -> None:
-    """What a ``poll-<source>`` worker runs, once forked (the SNMP agent with the trap
-    receiver on a thread beside it: :func:`appliance.supervise.traps_in_agent`)."""
-    from appliance.agent import serve
-
-    if receive_traps:
-        from appliance.snmp_programs import receive_traps_beside
-
-        receive_traps_beside(settings)
-    serve(settings, build_pollster(source, settings))
-
-
 @main.command(hidden=True)
 @config_option
 @data_dir_option
 def workers(config_path: Path | None, data_dir: Path | None) -> None:
     """Fork the API, an agent per enabled source, the alarm evaluator and the SNMP programs
     from this preloaded process; fork again whichever ends (run by supervisord)."""
+    from appliance import programs
+    from appliance.supervise import forked
+
     settings = load_settings(config_path, data_dir)
-    from appliance import workers as forked
-    from appliance.supervise import forked as forked_names
-
-    names = forked_names(settings)
-    jobs = [forked.Worker(name, _job(settings, name)) for name in names]
-    forked.freeze_imports()
-    sys.exit(forked.supervise(jobs, str(settings.data_dir)))
-
-
-def _job(settings: Settings, name: str) -> Callable[[], object]:
-    """What the forked process ``name`` runs; its modules are imported here, before any
-    fork (by ``appliance run``, :func:`_preload`), so that every process shares them."""
-    from functools import partial
-
-    if name == "api":
-        from appliance.web.api import server
-
-        server.preload()
-        return partial(server.serve, settings)
-    if name == "poll-snmp" or name.startswith("snmp-"):
-        from appliance.pollsters import snmp
-        from appliance.pollsters.snmp.definitions import DefinitionError
-
-        try:
-            snmp.groups(settings.pollsters.snmp)  # the definitions, read once for the three
-        except (DefinitionError, ValueError, OSError):
-            # A site's broken definition file must not stop the parent (and the API with
-            # it): each SNMP process meets the error itself, logs it and ends alone.
-            log.warning("snmp definitions unreadable; the SNMP processes will say why")
-    from appliance.supervise import traps_in_agent
-
-    traps_beside_agent = name == "poll-snmp" and traps_in_agent(settings)
-    if name == "snmp-traps" or traps_beside_agent:
-        from appliance.pollsters.snmp import traps, traps_v2c  # noqa: F401 (shared pages)
-
-        if traps.needs_pysnmp(settings.pollsters.snmp.targets):
-            # pysnmp (~31 MB) only for a configured v3 target: the child picks its receiver
-            # itself, and imports pysnmp then if a runtime target is v3.
-            from appliance.pollsters.snmp import traps_pysnmp  # noqa: F401
-    if name.startswith("poll-"):
-        from appliance import agent, publishers, store  # noqa: F401 (shared pages)
-
-        source = name.removeprefix("poll-")
-        SOURCES[source]()  # the pollster's module
-        if source == "snmp":
-            from appliance import snmp_programs  # noqa: F401 (the index's runtime targets)
-        return partial(_agent, settings, source, receive_traps=traps_beside_agent)
-    if name == "alarm-evaluator":
-        from appliance.alarms import process
-
-        return partial(process.main, settings)
-    from appliance import snmp_programs
-
-    if name == "snmp-traps":
-        return partial(snmp_programs.receive_traps, settings)
-    if name == "snmp-discovery":
-        return partial(snmp_programs.discover_forever, settings,
-                       settings.pollsters.snmp.discovery)
-    raise ValueError(f"no forked process is named {name!r}")
+    programs.supervise(settings, {name: programs.job(settings, name)
+                                  for name in forked(settings)})
 
 
 def _my_share(settings: Settings, source: str, targets) -> list[str]:
@@ -476,15 +389,9 @@ def restore(archive: Path, data_dir: Path) -> None:
 @data_dir_option
 def rrdcached(config_path: Path | None, data_dir: Path | None) -> None:
     """Replay the write-ahead log, then exec rrdcached in the foreground (run by supervisord)."""
-    from appliance.storage.daemon import prepare, rrdcached_argv
+    from appliance.programs import start_rrdcached
 
-    settings = load_settings(config_path, data_dir)
-    try:
-        prepare(settings)
-    except Exception:  # a replay problem is never a reason to stay down
-        log.exception("preparing rrdcached's start failed; starting it anyway")
-    argv = rrdcached_argv(settings)
-    os.execvp(argv[0], argv)
+    start_rrdcached(load_settings(config_path, data_dir))
 
 
 @main.command(hidden=True)

@@ -70,6 +70,8 @@ def label(proc: psutil.Process) -> str:
     if len(cmd) == 1 and ": " in cmd[0]:  # a process that set its own title
         return cmd[0].split(" [")[0].strip()
     words = [w for w in cmd if not w.startswith(("/", "-")) and w not in ("appliance",)]
+    if words[:1] == ["run"]:  # supervisord runs in the process of `appliance run`
+        return "supervisord (appliance run)"
     return " ".join(words[:4]) or proc.name()
 
 

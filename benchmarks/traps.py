@@ -2,12 +2,12 @@
 the forked ``snmp-traps`` process holds of its own while receiving, v2c receiver vs pysnmp's.
 
 1. Import cost: a fresh interpreter imports ``appliance.snmp_programs`` (the parent needs it
-   for both SNMP programs anyway), then the trap modules ``cli._job`` preloads for a
+   for both SNMP programs anyway), then the trap modules ``programs.job`` preloads for a
    v2c-only config (or, with ``--before PATH``, what an older tree's ``_job`` imported:
    ``appliance.pollsters.snmp.traps``); ``Anonymous`` from ``/proc/self/smaps_rollup``
    before and after, median of 5 interpreters. Also the import alone in a bare
    interpreter.
-2. The receiver: a real ``workers`` parent (``cli._job`` preloads, ``gc.freeze``, fork)
+2. The receiver: a real ``workers`` parent (``programs.job`` preloads, ``gc.freeze``, fork)
    with one v2c target, or with a v3 target too (pysnmp's receiver, pysnmp preloaded in
    the parent as ``_job`` does then). ``--traps`` v2c linkDown traps from net-snmp's
    ``snmptrap``, each an event in the index; then the child's USS (private pages:
@@ -53,10 +53,10 @@ print(anon() - before)
 WORKERS = """\
 import sys
 from pathlib import Path
-from appliance import cli, workers
+from appliance import programs, workers
 from appliance.clisettings import load_settings
 settings = load_settings(Path(sys.argv[1]), None)
-job = cli._job(settings, "snmp-traps")
+job = programs.job(settings, "snmp-traps")
 workers.freeze_imports()
 sys.exit(workers.supervise([workers.Worker("snmp-traps", job)], "traps-benchmark"))
 """

@@ -250,16 +250,16 @@ def test_the_v2c_receiver_counts_and_drops_what_it_cannot_take(tmp_path: Path, s
         d.stop()
 
 
-# The workers parent, as `appliance workers` runs it (cli._job preloads, workers forks),
+# The workers parent, as `appliance workers` runs it (programs.job preloads, workers forks),
 # with one worker, snmp-traps, whose runtime targets are read every 0.2 s.
 WORKERS = """\
 import sys
 from pathlib import Path
-from appliance import cli, workers
+from appliance import programs, workers
 from appliance.clisettings import load_settings
 
 settings = load_settings(Path(sys.argv[1]), None)
-job = cli._job(settings, "snmp-traps")
+job = programs.job(settings, "snmp-traps")
 print("parent has pysnmp:", "pysnmp" in sys.modules, flush=True)
 
 
