@@ -238,3 +238,29 @@ def test_a_forked_process_imports_nothing_after_the_fork(appliance_factory, monk
     after = re.findall(r"^import time:\s+\d+ \|\s+\d+ \| *(\S+)$", log[forked_at:], re.M)
     assert after or "import time:" in log[:forked_at], "the import log is on"
     assert sorted({m for m in after if _importable(m)}) == []
+
+
+def test_supervisord_forks_every_program_of_ours_and_execs_anything_else(tmp_path):
+    """The rendered supervisord.conf names our programs by a command line that the
+    preloaded supervisord recognizes (and forks), while another command, or ours under
+    another interpreter (a release run from elsewhere), is exec'd as supervisord would."""
+    import configparser
+    import shlex
+    import sys
+
+    from appliance import config, supervise
+    from appliance.forking_supervisord import appliance_command
+
+    settings = config.load(None, tmp_path)
+    conf = configparser.RawConfigParser()
+    conf.read_string(supervise.render(settings, None))
+    commands = {section.removeprefix("program:"): shlex.split(conf[section]["command"])
+                for section in conf.sections() if section.startswith("program:")}
+    assert set(commands) == {"rrdcached", "workers"}
+    for name, argv in commands.items():
+        assert appliance_command(argv) == [name, "--data-dir", str(tmp_path)]
+
+    other = "/opt/elsewhere/bin/python"
+    assert appliance_command([other, *commands["workers"][1:]]) is None
+    assert appliance_command(["/usr/bin/rrdcached", "-g"]) is None
+    assert appliance_command([sys.executable, "-m", "appliance", "workers"]) is None
