@@ -111,8 +111,7 @@ def job(settings: Settings, name: str) -> Callable[[], object]:
     if name == "api":
         from appliance.web.api import server
 
-        server.preload()
-        return partial(server.serve, settings)
+        return partial(server.serve, settings, server.preload(settings))
     if name == "poll-snmp" or name.startswith("snmp-"):
         from appliance.pollsters import snmp
         from appliance.pollsters.snmp.definitions import DefinitionError

@@ -4,18 +4,23 @@ Why here and not as a program of supervisord's own: a gunicorn master started by
 supervisord is an interpreter of its own, and it held again the ~45 MB of imported modules
 (Flask, pydantic, numpy, the store) that the agents' parent already holds. Forked from that
 parent instead, the arbiter and its workers share those pages with the agents. gunicorn
-itself is unchanged: its own command-line parser reads the same options it always did (the
-``--preload`` app is the module the parent imported, so loading it costs nothing), its
-arbiter still forks and replaces its workers, and :mod:`.serving` still holds its hooks.
+itself is unchanged: its own command-line parser reads the same options it always did
+(in the parent, before the fork: :func:`preload`; the ``--preload`` app is the module the
+parent imported, so loading it costs nothing), its arbiter still forks and replaces its
+workers, and :mod:`.serving` still holds its hooks.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from appliance import tls
 from appliance.config import Settings
+
+if TYPE_CHECKING:
+    from gunicorn.app.wsgiapp import WSGIApplication
 
 #: gunicorn's own process titles: "gunicorn: master [<proc_name>]", "gunicorn: worker [...]".
 PROC_NAME_PREFIX = "appliance-api"
@@ -42,6 +47,8 @@ def gunicorn_argv(settings: Settings) -> list[str]:
         # (benchmarks/api.py): here gthread's hand-off of each request between its two
         # threads cost more than the TCP connection that keep-alive saves.
         "--bind", settings.api.listen,
+        # Explicit: gunicorn's default is the directory it was imported in.
+        "--chdir", str(settings.data_dir),
         "--graceful-timeout", "5",
         "--name", proc_name(settings),
         # gunicorn 27 would open a control socket at ~/.gunicorn/gunicorn.ctl, one path for
@@ -55,9 +62,9 @@ def gunicorn_argv(settings: Settings) -> list[str]:
     ]
 
 
-def preload() -> None:
+def preload(settings: Settings) -> WSGIApplication:
     """Import the app and gunicorn in the parent, before any fork (the app opens no store:
-    see wsgi.py).
+    see wsgi.py), and return gunicorn's application with our options parsed.
 
     gunicorn too, although only the API's child runs it: imported after the fork, by the
     arbiter, it cost that process 6.1 MB of its own, against 1.1 MB for the parent to hold
@@ -65,7 +72,6 @@ def preload() -> None:
     with the parent (the module table, the interned names, the classes it subclasses), and
     each page written is copied (benchmarks/README.md, footprint.py, session 9).
     """
-    import gunicorn.app.wsgiapp  # noqa: F401  (the arbiter, gunicorn's config and options)
     import gunicorn.glogging  # noqa: F401  (logging.config, loaded when the arbiter starts)
     import gunicorn.workers.sync  # noqa: F401  (the worker class and the HTTP parser)
 
@@ -76,13 +82,29 @@ def preload() -> None:
     env = wsgi.application.jinja_env
     for name in env.list_templates():
         env.get_template(name)
+    return _gunicorn(settings)
 
 
-def serve(settings: Settings) -> NoReturn:
-    """Run gunicorn's arbiter in this (forked) process until it is stopped."""
+def _gunicorn(settings: Settings) -> WSGIApplication:
+    """gunicorn's application as its command line makes it, built in the parent too: in
+    the forked child, parsing its hundred options (its config, argparse) copied 5.6 MB of
+    the pages it shares with the parent, where the parent spends 0.06 MB on it."""
     from gunicorn.app.wsgiapp import WSGIApplication
 
-    # gunicorn parses sys.argv; this process is a fork of its own, so nothing else reads it.
+    argv, path, cwd = sys.argv, list(sys.path), os.getcwd()
+    sys.argv = ["gunicorn", *gunicorn_argv(settings)]  # what gunicorn parses
+    try:
+        return WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn")
+    finally:
+        # Parsing also enters --chdir and puts it first on sys.path: for the arbiter only,
+        # which supervisord starts in that directory anyway.
+        sys.argv, sys.path[:] = argv, path
+        os.chdir(cwd)
+
+
+def serve(settings: Settings, application: WSGIApplication) -> NoReturn:
+    """Run gunicorn's arbiter in this (forked) process until it is stopped."""
+    # Its command line, as gunicorn keeps it for a re-exec; nothing else reads it here.
     sys.argv = ["gunicorn", *gunicorn_argv(settings)]
-    WSGIApplication("%(prog)s [OPTIONS] [APP_MODULE]", prog="gunicorn").run()
+    application.run()
     sys.exit(0)
