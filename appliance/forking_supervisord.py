@@ -16,12 +16,14 @@ What supervisord does is otherwise unchanged: the config it reads, ``supervisorc
 restarts, the process groups, the pipes that carry each child's output, the environment
 and working directory it gives each child. The forked child does what the lifeline would
 have done (SIGTERM when supervisord dies), takes the environment supervisord prepared,
-puts back the default signal handlers that supervisord's own had replaced, and ends with
-``os._exit`` so that nothing of supervisord's runs in it again.
+puts back the default signal handlers that supervisord's own had replaced, keeps its
+collector off what supervisord held, and ends with ``os._exit`` so that nothing of
+supervisord's runs in it again.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import sys
@@ -60,6 +62,9 @@ def appliance_command(argv: list[str]) -> list[str] | None:
 def run_forked(run: Command, command: list[str], env: dict[str, str]) -> NoReturn:
     """In a child supervisord forked: ``run(command)`` here, then exit."""
     code = 1
+    # What supervisord held is never collected here: a garbage cycle of its own holding a
+    # file would close that descriptor number, which this process may be using by then.
+    gc.freeze()
     try:
         os.environ.clear()
         os.environ.update(env)
