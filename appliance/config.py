@@ -101,6 +101,9 @@ class ApiSettings(_Section):
     # this is replaced after its request (appliance/web/api/serving.py): what a burst of large
     # requests left behind comes back.
     worker_recycle_mb: int = Field(24, ge=1)
+    # A worker that served and then got no request for this long is replaced by a fresh
+    # fork if it grew (serving.py): what a burst left in it comes back; 0: never.
+    worker_idle_recycle_s: int = Field(30, ge=0)
 
     @field_validator("listen")
     @classmethod

@@ -1,7 +1,9 @@
 """What keeps the appliance small and gives memory back (issue 14), on the real thing.
 
 - The API's workers are forked from a preloaded arbiter, and a worker that holds more than
-  ``api.worker_recycle_mb`` of memory of its own is replaced after its request.
+  ``api.worker_recycle_mb`` of memory of its own is replaced after its request; one that
+  grew while serving and then stays idle for ``api.worker_idle_recycle_s`` is replaced
+  too, while a busy worker, or one that served nothing, is kept.
 - The API's arbiter, the agents and the alarm evaluator are forked from one preloaded
   parent; a crash in one ends and restarts that one only, and the status page still lists
   each of them.
@@ -24,6 +26,7 @@ import requests
 
 from appliance import workers
 from appliance.config import ApiSettings
+from appliance.web.api import serving
 from appliance.web.ui.health import forked_rows
 from tests.conftest import free_port, wait_for
 
@@ -101,6 +104,37 @@ def test_api_worker_within_the_bound_is_kept(appliance_factory):
     before = _gunicorn_workers(app)
     _read_windows(app, mid, start, 10)  # ~2 MB of cached grids, well within the 24 MB
     assert _gunicorn_workers(app) == before
+
+
+def test_api_worker_idle_after_a_burst_is_replaced_and_a_busy_one_is_kept(appliance_factory):
+    app = appliance_factory({"api": {"workers": 1, "worker_idle_recycle_s": 2}})
+    mid, start = _day_of_measures(app)
+    _read_windows(app, mid, start, 10)  # the burst: ~10 MB of pages copied and cached grids
+    (burst,) = wait_for(lambda: _gunicorn_workers(app), timeout=60, what="an API worker")
+    held = psutil.Process(burst).memory_full_info().uss
+
+    # Idle: replaced by a fresh fork, which holds less of its own than the worker it replaced.
+    fresh = wait_for(lambda: (_gunicorn_workers(app) - {burst}) or None, timeout=60,
+                     what="the idle worker replaced")
+    assert len(fresh) == 1
+    wait_for(lambda: f"API worker {burst} idle for" in app.log_path.read_text(errors="replace"),
+             timeout=10, what="the reason in the log")
+    assert psutil.Process(*fresh).memory_full_info().uss < held
+
+    # A fresh worker that serves nothing has not grown: it stays however long it idles.
+    time.sleep(3 * serving.IDLE_TRIM)
+    assert _gunicorn_workers(app) == fresh
+
+    # A busy worker is never idle for long enough, whatever it holds: it stays while it serves.
+    t_end = time.monotonic() + 4 * serving.IDLE_TRIM
+    while time.monotonic() < t_end:
+        _read_windows(app, mid, start, 1)
+        assert _gunicorn_workers(app) == fresh
+        time.sleep(0.2)
+    # And the memory that serving left comes back once it stops.
+    wait_for(lambda: (_gunicorn_workers(app) - fresh) or None, timeout=60,
+             what="the worker replaced once idle")
+    _read_windows(app, mid, start, 1)
 
 
 def test_crash_in_one_source_restarts_that_source_only(appliance_factory):

@@ -85,7 +85,7 @@ del blocks
 serving._last_request, serving._trimmed = time.monotonic(), False  # as post_request leaves it
 kept = anonymous_mb()
 import threading
-threading.Thread(target=serving._trim_when_idle, daemon=True).start()
+threading.Thread(target=serving._when_idle, args=(None, 0), daemon=True).start()
 deadline = time.monotonic() + 30
 while anonymous_mb() > kept - 4 and time.monotonic() < deadline:
     time.sleep(0.1)

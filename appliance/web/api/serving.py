@@ -23,6 +23,17 @@ Between those checks glibc keeps up to ``TRIM_AFTER_GROWTH`` of freed heap mappe
 array of a query back to the kernel and faulted it in again for the next one. That heap
 serves a dashboard's burst of queries; once the worker has been idle for ``IDLE_TRIM``
 seconds a thread of its own trims it, so an idle appliance does not keep it.
+
+What a trim cannot give back is most of what serving leaves: pages the worker shares with
+the master, copied when a request merely read an inherited object (CPython writes its
+reference count), and the partly used pages of Python's allocator. After a burst they
+stay with the worker however idle it is, ~6 MB each here (benchmarks/footprint.py). So the
+same thread replaces a worker that has been idle for ``api.worker_idle_recycle_s`` if it
+holds ``IDLE_RECYCLE_GROWTH`` more of its own than when it started, as php-fpm's
+``ondemand`` pool retires idle workers: a fresh fork holds only what it shares. A worker
+that keeps serving, as under a dashboard, is never idle that long and is not replaced; one
+that served nothing has not grown, and is not replaced either, so an idle appliance does
+not churn.
 """
 
 from __future__ import annotations
@@ -42,14 +53,22 @@ _PAGE = os.sysconf("SC_PAGE_SIZE")
 TRIM_AFTER_GROWTH = 8 * 2**20
 #: Requests between two checks at most.
 CHECK_EVERY = 64
-#: Seconds without a request after which a worker trims the freed heap it kept.
+#: Seconds without a request after which a worker trims the freed heap it kept (and the
+#: granularity of the idle thread's checks).
 IDLE_TRIM = 2.0
+#: Memory of its own an idle worker must hold beyond what it held when it started for
+#: replacing it to pay: below this a fork gives back too little to be worth its log line.
+IDLE_RECYCLE_GROWTH = 2 * 2**20
 #: Anonymous memory at the last check, and requests since (this worker's; set in post_fork).
 _checked_at = 0
 _requests = 0
-#: When the last request ended, and whether the heap was trimmed since (monotonic clock).
+#: When the last request ended, whether the heap was trimmed since, and whether the worker
+#: served since the idle thread last weighed replacing it (monotonic clock).
 _last_request = 0.0
 _trimmed = True
+_served = False
+#: Memory of its own when the worker was ready to serve (post_worker_init).
+_own_at_start = 0
 
 
 def anonymous_bytes() -> int:
@@ -94,18 +113,28 @@ def post_fork(server, worker) -> None:
     # post_request trim stays mapped (a worker holds at most that much more between trims).
     gcpolicy.keep_free_heap(TRIM_AFTER_GROWTH)
     _checked_at, _requests = anonymous_bytes(), 0
-    threading.Thread(target=_trim_when_idle, name="idle-trim", daemon=True).start()
+    settings = worker.app.wsgi().extensions["appliance.settings"]
+    threading.Thread(target=_when_idle, args=(worker, settings.api.worker_idle_recycle_s),
+                     name="when-idle", daemon=True).start()
     if worker.resume_rebuild:  # see pre_fork; the app is the one the master preloaded
-        retention.rebuild_in_background(worker.app.wsgi().extensions["appliance.settings"])
+        retention.rebuild_in_background(settings)
+
+
+def post_worker_init(worker) -> None:
+    """In each new worker, set up and about to serve: the memory of its own it starts with,
+    against which an idle worker's growth is weighed (after gunicorn's own set-up, which
+    copies pages of its own that no replacement would give back)."""
+    global _own_at_start
+    _own_at_start = own_bytes()
 
 
 def post_request(worker, req, environ, resp) -> None:
     """Now and then, and after a request that grew the worker: trim, then retire the worker
     if it still holds more than the bound."""
-    global _checked_at, _requests, _last_request, _trimmed
+    global _checked_at, _requests, _last_request, _trimmed, _served
     limit = worker.wsgi.extensions["appliance.settings"].api.worker_recycle_mb * 2**20
     _requests += 1
-    _last_request, _trimmed = time.monotonic(), False
+    _last_request, _trimmed, _served = time.monotonic(), False, True
     if (_requests % CHECK_EVERY
             and anonymous_bytes() - _checked_at < min(TRIM_AFTER_GROWTH, limit)):
         return
@@ -118,15 +147,29 @@ def post_request(worker, req, environ, resp) -> None:
         worker.alive = False
 
 
-def _trim_when_idle() -> None:
-    """A worker's thread: trim the heap once no request came for ``IDLE_TRIM`` seconds.
+def _when_idle(worker, recycle_after: float) -> None:
+    """A worker's thread: trim the heap once no request came for ``IDLE_TRIM`` seconds, and
+    replace the worker once none came for ``recycle_after`` (0: never) if it has grown.
 
-    It wakes every ``IDLE_TRIM`` seconds and only reads two globals unless there is a trim
-    to do; a trim that meets a request costs that request a few page faults, nothing more.
+    It wakes every ``IDLE_TRIM`` seconds and only reads globals unless there is work; a
+    trim that meets a request costs that request a few page faults, nothing more. The
+    worker is retired the way gunicorn retires it on SIGTERM: ``alive`` cleared and its
+    wake-up pipe written, so it leaves its wait at once, or after the request that came
+    meanwhile; the arbiter forks the next, and the listening socket queues what arrives.
     """
-    global _trimmed
+    global _trimmed, _served
     while True:
         time.sleep(IDLE_TRIM)
-        if not _trimmed and time.monotonic() - _last_request >= IDLE_TRIM:
+        idle = time.monotonic() - _last_request
+        if not _trimmed and idle >= IDLE_TRIM:
             _trimmed = True
             gcpolicy.trim()
+        if _served and recycle_after and idle >= recycle_after:
+            _served = False  # weighed once per idle spell: smaps costs a few ms
+            grown = own_bytes() - _own_at_start
+            if grown > IDLE_RECYCLE_GROWTH:
+                log.info("API worker %d idle for %.0f s holds %.1f MB more than when it "
+                         "started: replacing it", os.getpid(), idle, grown / 2**20)
+                worker.alive = False
+                os.write(worker.PIPE[1], b"1")
+                return
