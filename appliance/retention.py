@@ -89,6 +89,16 @@ def resume_needed(settings: Settings) -> bool:
         return True
 
 
+#: The name of the thread that works the queue (:func:`rebuilding` looks for it).
+REBUILD_THREAD = "policy-rebuild"
+
+
+def rebuilding() -> bool:
+    """Whether this process is working the queue: an API worker is not retired for being
+    idle meanwhile (the work would be cut short, to be taken up again by the next)."""
+    return any(t.name == REBUILD_THREAD and t.is_alive() for t in threading.enumerate())
+
+
 def rebuild_in_background(settings: Settings) -> threading.Thread:
     """Work through the queue in a daemon thread (retrying while rrdcached is not up).
 
@@ -114,6 +124,6 @@ def rebuild_in_background(settings: Settings) -> threading.Thread:
                     return
                 time.sleep(1.0)
 
-    thread = threading.Thread(target=work, name="policy-rebuild", daemon=True)
+    thread = threading.Thread(target=work, name=REBUILD_THREAD, daemon=True)
     thread.start()
     return thread

@@ -18,13 +18,15 @@ import importlib.util
 import os
 import re
 import signal
+import threading
 import time
+import types
 from pathlib import Path
 
 import psutil
 import requests
 
-from appliance import workers
+from appliance import retention, workers
 from appliance.config import ApiSettings
 from appliance.web.api import serving
 from appliance.web.ui.health import forked_rows
@@ -135,6 +137,26 @@ def test_api_worker_idle_after_a_burst_is_replaced_and_a_busy_one_is_kept(applia
     wait_for(lambda: (_gunicorn_workers(app) - fresh) or None, timeout=60,
              what="the worker replaced once idle")
     _read_windows(app, mid, start, 1)
+
+
+def test_an_idle_worker_is_not_retired_while_a_policy_rebuild_runs_in_it(monkeypatch):
+    """The idle thread's own decision, in this process: a worker that served, grew and idles
+    is retired only once the rebuild of a policy change it runs has ended (retiring it would
+    cut the rebuild short). gunicorn's worker is stood in for by the two things the thread
+    touches, ``alive`` and the wake-up pipe; the end-to-end path is the test above."""
+    rebuild_done = threading.Event()
+    threading.Thread(target=rebuild_done.wait, name=retention.REBUILD_THREAD,
+                     daemon=True).start()
+    worker = types.SimpleNamespace(alive=True, PIPE=os.pipe())
+    monkeypatch.setattr(serving, "_served", True)
+    monkeypatch.setattr(serving, "_last_request", time.monotonic() - 60)
+    monkeypatch.setattr(serving, "_own_at_start", 0)  # this process has grown far beyond it
+    threading.Thread(target=serving._when_idle, args=(worker, 1), daemon=True).start()
+    time.sleep(3 * serving.IDLE_TRIM)
+    assert worker.alive
+    rebuild_done.set()
+    wait_for(lambda: not worker.alive, timeout=30, what="the worker retired after the rebuild")
+    assert os.read(worker.PIPE[0], 1) == b"1"  # its wait is woken, not left to time out
 
 
 def test_crash_in_one_source_restarts_that_source_only(appliance_factory):

@@ -156,6 +156,7 @@ def _when_idle(worker, recycle_after: float) -> None:
     worker is retired the way gunicorn retires it on SIGTERM: ``alive`` cleared and its
     wake-up pipe written, so it leaves its wait at once, or after the request that came
     meanwhile; the arbiter forks the next, and the listening socket queues what arrives.
+    Not while a policy rebuild runs in this worker: it is weighed again once that ends.
     """
     global _trimmed, _served
     while True:
@@ -164,7 +165,8 @@ def _when_idle(worker, recycle_after: float) -> None:
         if not _trimmed and idle >= IDLE_TRIM:
             _trimmed = True
             gcpolicy.trim()
-        if _served and recycle_after and idle >= recycle_after:
+        if (_served and recycle_after and idle >= recycle_after
+                and not retention.rebuilding()):
             _served = False  # weighed once per idle spell: smaps costs a few ms
             grown = own_bytes() - _own_at_start
             if grown > IDLE_RECYCLE_GROWTH:
