@@ -27,7 +27,7 @@ seconds a thread of its own trims it, so an idle appliance does not keep it.
 What a trim cannot give back is most of what serving leaves: pages the worker shares with
 the master, copied when a request merely read an inherited object (CPython writes its
 reference count), and the partly used pages of Python's allocator. After a burst they
-stay with the worker however idle it is, ~6 MB each here (benchmarks/footprint.py). So the
+stay with the worker however idle it is, 6-9 MB each here (benchmarks/footprint.py). So the
 same thread replaces a worker that has been idle for ``api.worker_idle_recycle_s`` if it
 holds ``IDLE_RECYCLE_GROWTH`` more of its own than when it started, as php-fpm's
 ``ondemand`` pool retires idle workers: a fresh fork holds only what it shares. A worker
