@@ -24,9 +24,13 @@ TEST_PACKAGES := snmpd snmp libvirt-clients libvirt-daemon libvirt-daemon-driver
 run: deps-run venv-run
 	$(VENV)/bin/appliance run --data-dir $(DATA_DIR) $(if $(CONFIG),--config $(CONFIG))
 
+# Two test processes, each taking whole files (module fixtures stay per file): most tests
+# wait on real services, so two halve the time on two cores. A short base directory of its
+# own per run: xdist nests each process's temporary directories one level deeper, and an
+# appliance's data dir must leave room for its unix sockets (config.SOCKET_PATH_MAX).
 test: deps-test venv
 	$(VENV)/bin/ruff check appliance tests benchmarks
-	$(VENV)/bin/pytest -q -ra --durations=15
+	$(VENV)/bin/pytest -q -ra --durations=15 -n 2 --dist loadfile --basetemp=$$(mktemp -d /tmp/at.XXXXXX)
 
 lint: venv
 	$(VENV)/bin/ruff check appliance tests benchmarks

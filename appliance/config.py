@@ -28,6 +28,12 @@ from appliance.scaleout_config import CoordinationSettings, Publisher, ReceiverS
 
 CONFIG_VERSION = 1
 DEFAULT_DATA_DIR = Path("/var/lib/appliance")
+#: The unix sockets the appliance listens on, under ``<data_dir>/run``.
+RRDCACHED_SOCKET = "rrdcached.sock"
+SUPERVISOR_SOCKET = "supervisor.sock"
+#: A unix socket's path holds at most 107 bytes (sun_path, with its NUL); supervisord binds
+#: ``<socket>.<pid>`` first and renames it, so its path needs room for a 7-digit pid too.
+SOCKET_PATH_MAX = 107 - len(".4194304")
 
 
 class ConfigError(Exception):
@@ -341,6 +347,20 @@ class Settings(_Section):
     publishers: list[Publisher] = []
     receivers: ReceiverSettings = ReceiverSettings()
 
+    @field_validator("data_dir")
+    @classmethod
+    def _sockets_fit(cls, v: Path) -> Path:
+        """Refused here, at the start, rather than by supervisord after it has started
+        (its message names neither the key nor the limit)."""
+        longest = len(os.fsencode(v.absolute() / "run" / SUPERVISOR_SOCKET))
+        if longest > SOCKET_PATH_MAX:
+            raise ValueError(
+                f"too long for its unix sockets: run/{SUPERVISOR_SOCKET} would be {longest} "
+                f"bytes, and with the pid supervisord binds it with, over the 107 a socket "
+                f"path holds; choose a data dir of at most "
+                f"{len(os.fsencode(v.absolute())) - longest + SOCKET_PATH_MAX} bytes")
+        return v
+
     @model_validator(mode="after")
     def _rules_name_known_policies(self) -> Settings:
         from appliance.storage.policy import BUILTIN_POLICIES
@@ -373,11 +393,11 @@ class Settings(_Section):
 
     @property
     def rrdcached_socket(self) -> Path:
-        return self.run_dir / "rrdcached.sock"
+        return self.run_dir / RRDCACHED_SOCKET
 
     @property
     def supervisor_socket(self) -> Path:
-        return self.run_dir / "supervisor.sock"
+        return self.run_dir / SUPERVISOR_SOCKET
 
     def enabled_sources(self) -> list[str]:
         """Sources switched on (SNMP only when it has targets), each polled by one agent."""

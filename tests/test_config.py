@@ -55,6 +55,7 @@ def test_check_config_masks_secrets(tmp_path):
         ("archive_policies:\n  p1: {definition: [{granularity: 60, timespan: 90}]}\n",
          "archive_policies.p1.definition.0", "multiple of granularity"),
         ("data_dir: [1, 2]\n", "data_dir", "path"),
+        (f"data_dir: /var/lib/{'appliance-' * 8}\n", "data_dir", "at most 79 bytes"),
         ("api: [\n", "", "invalid YAML: line"),
         ("- just\n- a list\n", "", "must be a mapping"),
     ],
