@@ -149,16 +149,24 @@ class RunningAppliance:
         token_file = self.data_dir / "admin-token"
         wait_for(token_file.exists, what="the generated admin token")
         self.token = token_file.read_text().strip()
-        wait_for(self._status_ok, timeout=30, what=f"{self.url}/v1/status")
+        wait_for(self._status_ok, timeout=30, what=f"{self.url}/v1/status, store up")
 
     def _status_ok(self) -> bool:
+        """The API answers and its store is up: supervisord starts rrdcached and the API
+        side by side, and until rrdcached listens a write is answered 503 (by design), which
+        a test writing at once would meet when the machine is busy. A release from before
+        the status showed the store has no such field."""
         import requests
 
         try:
-            return requests.get(f"{self.url}/v1/status", headers=self.headers, timeout=5,
-                                verify=self.verify).ok
+            r = requests.get(f"{self.url}/v1/status", headers=self.headers, timeout=5,
+                             verify=self.verify)
         except OSError:  # requests' errors, and a certificate not generated yet
             return False
+        if not r.ok:
+            return False
+        store = r.json().get("appliance", {}).get("store", {"rrdcached": "up"})
+        return store["rrdcached"] == "up"
 
     @property
     def headers(self) -> dict[str, str]:
